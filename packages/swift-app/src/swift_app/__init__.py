@@ -1,0 +1,1 @@
+"""swift-app: swift app and swift web-ui (gradio)."""

@@ -1,0 +1,179 @@
+"""Arguments of `swift infer`, `deploy`, `web-ui`, `app`, `eval` and `sample`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from swift_args.fields import arg
+from swift_args.model_names import model_suffix
+from swift_args.schema.base import ModelLoadingArguments
+from swift_args.schema.engines import LmdeployArguments, MergeArguments, VllmArguments
+
+
+@dataclass(kw_only=True)
+class InferArguments(ModelLoadingArguments, MergeArguments, VllmArguments, LmdeployArguments):
+    """`swift infer`: base + merge + vLLM + LMDeploy arguments and the inference extras below."""
+
+    GROUP = "infer"
+
+    infer_backend: Literal["pt", "vllm", "lmdeploy"] = arg("pt", hot=True, help="Inference engine: pt, vllm or lmdeploy.")
+    max_batch_size: int = arg(1, hot=True, help="Batch size for the pt engine.")
+    ddp_backend: Literal["nccl", "gloo", "mpi", "ccl", "hccl", "cncl", "mccl"] | None = arg(
+        None, help="Distributed backend for multi-GPU pt inference. None: automatic."
+    )
+    result_path: str | None = arg(
+        None, hot=True, help="Where results are written (jsonl). None: beside the checkpoint's args.json, or ./result."
+    )
+    metric: Literal["acc", "rouge"] | None = arg(None, help="Score the results: acc or rouge. None: no scoring.")
+    val_dataset_sample: int | None = arg(None, help="Number of samples taken from the inference dataset.")
+
+    def _resolve(self, passed: set[str]) -> None:
+        if self.load_args is None:
+            self.load_args = True
+
+    def _needs_local_model(self) -> bool:
+        """Commands that can talk to a remote URL instead (app, eval) override this."""
+        return True
+
+    def _check(self) -> list[str]:
+        problems = []
+        if self.max_batch_size < 1:
+            problems.append(f"--max_batch_size must be at least 1, got {self.max_batch_size}")
+        if self.model is None and not self.adapters and self._needs_local_model():
+            problems.append("--model is required (or --adapters pointing at a training run's checkpoint)")
+        return problems
+
+
+@dataclass(kw_only=True)
+class DeployArguments(InferArguments):
+    """`swift deploy`: inference arguments plus the server's."""
+
+    GROUP = "deploy"
+
+    host: str = arg("0.0.0.0", help="Address to listen on.")
+    port: int = arg(8000, help="Port to listen on.")
+    api_key: str | None = arg(None, help="API key clients must send. None: no key.")
+    owned_by: str = arg("swift", help="owned_by field of /v1/models.")
+    served_model_name: str | None = arg(None, hot=True, help="Name the model is served under. None: the model's suffix.")
+    verbose: bool = arg(True, help="Log each request.")
+    log_interval: int = arg(20, help="Seconds between throughput statistics; -1 disables them.")
+    max_logprobs: int = arg(20, help="Most logprobs a client may ask for.")
+
+    def _resolve(self, passed: set[str]) -> None:
+        if self.served_model_name is None and self.model is not None:
+            self.served_model_name = model_suffix(self.model)
+
+    def _check(self) -> list[str]:
+        if not 0 < self.port < 65536:
+            return [f"--port must be between 1 and 65535, got {self.port}"]
+        return []
+
+
+@dataclass(kw_only=True)
+class WebUIArguments:
+    """`swift web-ui`: the gradio front end."""
+
+    GROUP = "web_ui"
+
+    server_name: str = arg("0.0.0.0", help="Address the web UI listens on.")
+    server_port: int = arg(7860, help="Port of the web UI.")
+    share: bool = arg(False, help="Create a public gradio share link.")
+    lang: Literal["zh", "en"] = arg("zh", help="Language of the web UI.")
+
+
+@dataclass(kw_only=True)
+class AppArguments(DeployArguments, WebUIArguments):
+    """`swift app`: deploy + web-ui arguments."""
+
+    GROUP = "app"
+
+    base_url: str | None = arg(None, help="URL of an existing deployment, e.g. http://localhost:8000/v1. None: deploy locally.")
+    studio_title: str | None = arg(None, help="Title of the app. None: the model name.")
+    is_multimodal: bool | None = arg(None, help="Launch the multimodal app. None: decided by the model.")
+    lang: Literal["zh", "en"] = arg("en", help="Language of the app.")
+
+    def _resolve(self, passed: set[str]) -> None:
+        if self.studio_title is None and self.model is not None:
+            self.studio_title = model_suffix(self.model)
+
+    def _needs_local_model(self) -> bool:
+        return self.base_url is None
+
+
+@dataclass(kw_only=True)
+class EvalArguments(DeployArguments):
+    """`swift eval`: deploy arguments plus the evaluation's."""
+
+    GROUP = "eval"
+
+    eval_backend: Literal["Native", "OpenCompass", "VLMEvalKit"] = arg("Native", hot=True, help="Evaluation backend.")
+    eval_dataset: list[str] = arg(factory=list, hot=True, split_commas=True, help="Evaluation datasets.")
+    eval_limit: int | None = arg(None, help="Samples per evaluation set. None: all.")
+    eval_output_dir: str = arg("eval_output", help="Where evaluation results are written.")
+    local_dataset: bool = arg(False, hot=True, help="Download the extra data packages some sets need into ./data.")
+    temperature: float | None = arg(0.0, help="Evaluation decodes greedily by default.")
+    verbose: bool = arg(False, help="Log each request of the local deployment.")
+    eval_num_proc: int = arg(16, help="Most concurrent evaluation clients.")
+    eval_url: str | None = arg(
+        None, hot=True, help="OpenAI-compatible URL to evaluate, e.g. http://localhost:8000/v1. None: deploy locally."
+    )
+
+    def _needs_local_model(self) -> bool:
+        return self.eval_url is None
+
+
+@dataclass(kw_only=True)
+class McstArguments:
+    GROUP = "mcts"
+
+    rollout_depth: int = arg(5, help="Maximum rollout depth.")
+    rollout_start_depth: int = arg(3, help="Depth at which rollouts begin.")
+    max_iterations: int = arg(100, help="Maximum MCTS iterations.")
+    process_reward_rate: float = arg(0.0, help="Share of process reward in the selection value.")
+    exploration_rate: float = arg(0.5, help="UCT exploration rate.")
+    api_key: str = arg("EMPTY", help="API key when a client is the inference engine.")
+    base_url: str = arg(
+        "https://dashscope.aliyuncs.com/compatible-mode/v1", help="Base URL when a client is the inference engine."
+    )
+
+
+@dataclass(kw_only=True)
+class SampleArguments(ModelLoadingArguments, McstArguments):
+    """`swift sample`: base arguments plus the sampler's."""
+
+    GROUP = "sampling"
+
+    prm_model: str | None = arg(None, help="Process reward model: a model id, or a prm plugin key.")
+    orm_model: str | None = arg(None, help="Outcome reward model: an orm plugin key.")
+    sampler_type: Literal["sample", "mcts"] = arg("sample", help="Sampling method.")
+    sampler_engine: Literal["pt", "lmdeploy", "vllm", "no", "client"] = arg("pt", help="Engine that samples.")
+    output_dir: str = arg("sample_output", help="Output directory.")
+    output_file: str | None = arg(None, help="Output file name (jsonl, no directory). None: a timestamp.")
+    override_exist_file: bool = arg(False, help="Overwrite output_file if it exists.")
+    num_sampling_per_gpu_batch_size: int = arg(1, help="Batch size of each sampling operation.")
+    num_sampling_per_gpu_batches: int | None = arg(None, help="Number of batches to sample. None: the whole dataset.")
+    n_best_to_keep: int = arg(5, help="Best sequences kept per query.")
+    data_range: list[int] = arg(factory=list, help="`INDEX COUNT`: split the dataset into COUNT parts and sample part INDEX (0-based), e.g. 2 3.")
+    temperature: float | None = arg(1.0, help="Sampling temperature.")
+    prm_threshold: float = arg(0.0, help="Drop results whose PRM score is below this.")
+    easy_query_threshold: float | None = arg(
+        None, help="Drop queries whose share of ORM-correct samples exceeds this. None: keep all."
+    )
+    engine_kwargs: dict | None = arg(None, help="Extra engine options as JSON.")
+    num_return_sequences: int = arg(64, help="Sequences sampled per query.")
+    cache_files: list[str] = arg(factory=list, help="Results of an earlier sampling run to score (with sampler_engine no).")
+
+    def _resolve(self, passed: set[str]) -> None:
+        if self.load_args is None:
+            self.load_args = True
+
+    def _check(self) -> list[str]:
+        problems = []
+        if self.data_range and (len(self.data_range) != 2 or not 0 <= self.data_range[0] < self.data_range[1]):
+            problems.append(f"--data_range takes `INDEX COUNT` with 0 <= INDEX < COUNT, got {self.data_range}")
+        if self.output_file is not None and ("/" in self.output_file or not self.output_file.endswith(".jsonl")):
+            problems.append(f"--output_file must be a .jsonl file name without a directory, got '{self.output_file}'")
+        if self.sampler_engine == "no" and not self.cache_files:
+            problems.append("--sampler_engine no needs --cache_files from an earlier sampling run")
+        return problems

@@ -1,0 +1,1 @@
+"""swift-export: swift export: merge LoRA, quantization, Ollama/GGUF, hub push."""

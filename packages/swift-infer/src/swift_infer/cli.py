@@ -1,0 +1,23 @@
+"""Entry points of swift-infer's commands (registered in the `swift.commands` group)."""
+
+from swift_args.cli import run_command
+
+
+def infer(argv: list[str]) -> int:
+    # Arguments are parsed and checked now; the command itself lands with issue #5.
+    return run_command("infer", argv, None)
+
+
+def deploy(argv: list[str]) -> int:
+    # Arguments are parsed and checked now; the command itself lands with issue #5.
+    return run_command("deploy", argv, None)
+
+
+def sample(argv: list[str]) -> int:
+    # Arguments are parsed and checked now; the command itself lands with issue #5.
+    return run_command("sample", argv, None)
+
+
+def merge_lora(argv: list[str]) -> int:
+    # Arguments are parsed and checked now; the command itself lands with issue #5.
+    return run_command("merge-lora", argv, None)
