@@ -1,0 +1,64 @@
+"""`--model` -> a local Hugging Face directory, whatever form the user gave it in.
+
+Accepted: a local model directory; a local .gguf file; a training run directory or checkpoint;
+the built-in alias SmolLM2-135M-Instruct; a hub id (`org/name`, optionally `MS::` / `HF::`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from swift_args import ArgumentError
+
+from swift_data.models.builtin import BUILTIN_MODELS, find_builtin
+from swift_data.models.gguf import ensure_converted
+from swift_data.models.hub import download_model
+
+_HUB_ID = re.compile(r"^(?:(HF|MS)::)?([\w.\-]+/[\w.\-]+)$")
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def resolve_model_dir(
+    model: str, *, use_hf: bool = False, revision: str | None = None, hub_token: str | None = None
+) -> Path:
+    """The local directory holding config.json and weights for `model`."""
+    builtin = find_builtin(model)
+    if builtin is not None:
+        return ensure_converted(builtin.locate())
+    path = Path(model).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise ArgumentError(f"--model {model} is a file but not a .gguf; pass a model directory or a .gguf file")
+        return ensure_converted(path)
+    if path.is_dir():
+        return _model_in_directory(path)
+    hub = _HUB_ID.match(model.strip())
+    if hub is not None and not model.startswith((".", "/", "~")):
+        prefix, model_id = hub.groups()
+        return download_model(model_id, use_hf=use_hf if prefix is None else prefix == "HF", revision=revision, token=hub_token)
+    aliases = ", ".join(m.alias for m in BUILTIN_MODELS.values())
+    raise ArgumentError(
+        f"--model {model}: no such file or directory, and not a hub id (org/name) or a built-in model ({aliases})"
+    )
+
+
+def _model_in_directory(path: Path) -> Path:
+    if (path / "config.json").is_file():
+        return path
+    if (path / "adapter_config.json").is_file():
+        raise ArgumentError(
+            f"--model {path} is a LoRA adapter, not a model: pass it as --adapters {path} "
+            "(the base model is read from its args.json)"
+        )
+    checkpoint = latest_checkpoint(path)
+    if checkpoint is not None:
+        return _model_in_directory(checkpoint)
+    raise ArgumentError(f"--model {path} has no config.json and no checkpoint-N directory; is it a model directory?")
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The highest-numbered complete `checkpoint-N` in a run directory."""
+    numbered = [(int(m.group(1)), p) for p in run_dir.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))]
+    complete = [(n, p) for n, p in numbered if (p / "config.json").is_file() or (p / "adapter_config.json").is_file()]
+    return max(complete)[1] if complete else None
