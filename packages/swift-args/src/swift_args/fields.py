@@ -111,7 +111,7 @@ def specs(cls: type) -> dict[str, ArgSpec]:
     declared_in: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         for name in klass.__dict__.get("__annotations__", {}):
-            declared_in[name] = klass.__dict__.get("GROUP", "other")
+            declared_in[name] = getattr(klass, "GROUP", "other")
     result = {}
     for f in dataclasses.fields(cls):
         meta = f.metadata

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 _VERSION = re.compile(r"^v(\d+)-\d{8}-\d{6}$")
 
@@ -37,3 +38,19 @@ def create_run_dir(output_dir: str | Path, add_version: bool = True, now: dateti
             return run_dir
         except FileExistsError:
             version += 1
+
+
+def start_run(args: Any, command: str) -> Path:
+    """Create the run directory for a training invocation and write args.json into it first.
+
+    `args.output_dir` is updated to the run directory, so args.json records where the run lives
+    and every later stage (infer --adapters, resume) finds it from a checkpoint's parent.
+    """
+    from swift_args.args_file import save_args
+
+    run_dir = create_run_dir(args.output_dir, getattr(args, "add_version", True))
+    args.output_dir = str(run_dir)
+    if getattr(args, "logging_dir", "unset") is None:
+        args.logging_dir = str(run_dir / "runs")
+    save_args(args, run_dir, command)
+    return run_dir

@@ -135,9 +135,6 @@ class GrpoArguments:
     vllm_enforce_eager: bool = arg(False, help="vLLM passthrough.")
     vllm_limit_mm_per_prompt: dict | None = arg(None, help="vLLM passthrough.")
     vllm_enable_prefix_caching: bool = arg(True, help="vLLM passthrough.")
-    top_k: int | None = arg(50, group="grpo", help="Sampling top_k for rollouts.")
-    top_p: float | None = arg(0.9, group="grpo", help="Sampling top_p for rollouts.")
-    repetition_penalty: float | None = arg(1.0, group="grpo", help="Repetition penalty for rollouts.")
     num_iterations: int = arg(1, help="Iterations per batch.")
     epsilon: float = arg(0.2, help="Clipping epsilon.")
     async_generate: bool = arg(False, help="Asynchronous rollouts.")
@@ -178,6 +175,10 @@ class RlhfArguments(TrainArguments, RewardModelArguments, PpoArguments, GrpoArgu
     undesirable_weight: float = arg(1.0, help="KTO weight of undesirable responses.")
     loss_scale: str = arg("last_round", help="rlhf trains on the last round by default.")
     temperature: float | None = arg(0.9, help="Sampling temperature for PPO and GRPO.")
+    # Declared here, not in GrpoArguments: the generation group's None defaults would win otherwise.
+    top_k: int | None = arg(50, group="grpo", help="Sampling top_k for rollouts.")
+    top_p: float | None = arg(0.9, group="grpo", help="Sampling top_p for rollouts.")
+    repetition_penalty: float | None = arg(1.0, group="grpo", help="Repetition penalty for rollouts.")
 
     def _resolve(self, passed: set[str]) -> None:
         if self.beta is None:
