@@ -1,0 +1,61 @@
+"""The `swift` command as a user types it, in a subprocess: exit codes and what is printed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SWIFT = str(Path(sys.executable).with_name("swift"))
+
+
+def swift(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SWIFT, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+
+
+def test_help_lists_every_command() -> None:
+    result = swift("--help")
+    assert result.returncode == 0
+    for name in ("sft", "pt", "rlhf", "infer", "deploy", "sample", "merge-lora", "export", "eval", "app", "web-ui"):
+        assert f"\n  {name} " in result.stdout
+    assert "not installed" not in result.stdout
+
+
+def test_bad_arguments_exit_2_without_traceback() -> None:
+    result = swift("sft", "--model", "SmolLM2-135M-Instruct", "--lora_rank", "eight", "--train_type", "qlora")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "swift sft: error: --lora_rank: expected an integer, got 'eight'",
+        "swift sft: error: --train_type: invalid choice 'qlora'; valid choices are: "
+        "lora, full, longlora, adalora, llamapro, adapter, vera, boft, fourierft, reft",
+    ]
+
+
+def test_deprecated_names_warn_once_each() -> None:
+    result = swift("infer", "--model_id_or_path", "org/m", "--dtype", "fp16", "--zz", "1")
+    assert result.stderr.splitlines()[-1] == "swift infer: error: unknown argument --zz for swift infer; see swift infer --help"
+    result = swift("deploy", "--model_id_or_path", "org/m", "--dtype", "fp16")
+    lines = result.stderr.splitlines()
+    assert lines[:2] == [
+        "warning: --model_id_or_path org/m is deprecated (2.x); use --model org/m",
+        "warning: --dtype fp16 is deprecated (2.x); use --torch_dtype float16",
+    ]
+
+
+@pytest.mark.parametrize("command", ["sft", "pt", "rlhf", "infer", "deploy", "sample", "eval", "app"])
+def test_commands_of_later_issues_check_arguments_then_say_not_implemented(command: str) -> None:
+    result = swift(command, "--model", "SmolLM2-135M-Instruct")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"swift {command}: error: swift {command} is not implemented yet in this release; "
+        "your arguments were checked and are valid"
+    )
+
+
+def test_python_m_entry_point_works_too() -> None:
+    result = subprocess.run([sys.executable, "-m", "swift_args.cli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("swift-args ")
