@@ -1,0 +1,117 @@
+"""--dataset / --val_dataset -> rows: local files and folders, built-ins, hub ids; #N; the split."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from swift_args import ArgumentError
+
+from swift_data.datasets.builtin import BUILTIN_DATASETS, find_builtin_dataset, read_builtin
+from swift_data.datasets.hub import read_hub_dataset
+from swift_data.datasets.readers import SUFFIXES, RawRow, files_in_folder, read_file
+from swift_data.datasets.sampling import sample_indices
+from swift_data.datasets.spec import DatasetSpec, parse_dataset_spec
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """The data arguments this module needs (from any command's arguments)."""
+
+    dataset: list[str] = field(default_factory=list)
+    val_dataset: list[str] = field(default_factory=list)
+    split_dataset_ratio: float = 0.01
+    data_seed: int = 42
+    streaming: bool = False
+    use_hf: bool = False
+    columns: dict[str, str] | None = None
+    model_name: list[str] | None = None
+    model_author: list[str] | None = None
+
+    @classmethod
+    def from_args(cls, args: Any) -> DataOptions:
+        return cls(**{f: getattr(args, f) for f in cls.__dataclass_fields__ if hasattr(args, f)})
+
+
+def iter_spec_rows(spec: DatasetSpec, options: DataOptions) -> Iterator[RawRow]:
+    """All rows of one --dataset entry, before sampling."""
+    path = Path(spec.name).expanduser()
+    if spec.hub is None and path.is_file():
+        yield from read_file(path)
+    elif spec.hub is None and path.is_dir():
+        for file in files_in_folder(path, spec.subsets):
+            yield from read_file(file)
+    elif spec.hub is None and (builtin := find_builtin_dataset(spec.name)) is not None:
+        yield from read_builtin(builtin, options.model_name, options.model_author)
+    elif spec.hub is not None or _looks_like_hub_id(spec.name):
+        yield from read_hub_dataset(spec, options.use_hf, options.streaming)
+    else:
+        names = ", ".join(BUILTIN_DATASETS)
+        raise ArgumentError(
+            f"--dataset {spec.name}: no such file or folder, not a built-in dataset ({names}) and not a hub id "
+            f"(org/name); local files may be {', '.join(SUFFIXES)}"
+        )
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    return name.count("/") == 1 and not name.startswith((".", "/", "~")) and Path(name).suffix.lower() not in SUFFIXES
+
+
+def load_rows(spec: DatasetSpec, options: DataOptions) -> list[RawRow]:
+    rows = list(iter_spec_rows(spec, options))
+    if spec.sample is None:
+        return rows
+    rng = np.random.default_rng(options.data_seed)
+    return [rows[i] for i in sample_indices(len(rows), spec.sample, rng)]
+
+
+def split_rows(rows: list[RawRow], ratio: float, seed: int) -> tuple[list[RawRow], list[RawRow]]:
+    """Hold out `ratio` of the rows (at least one when ratio > 0 and there are two or more)."""
+    if ratio <= 0 or len(rows) < 2:
+        return rows, []
+    order = np.random.default_rng(seed).permutation(len(rows))
+    n_val = min(len(rows) - 1, max(1, int(len(rows) * ratio)))
+    val_idx = set(order[:n_val].tolist())
+    return [r for i, r in enumerate(rows) if i not in val_idx], [rows[i] for i in sorted(val_idx)]
+
+
+@dataclass
+class LoadedRows:
+    train: list[RawRow] | Iterator[RawRow]
+    val: list[RawRow]
+
+
+def load_dataset_rows(options: DataOptions) -> LoadedRows:
+    """Every --dataset entry mixed into one training set, and the validation rows.
+
+    Each dataset is split on its own (so a small dataset mixed with a large one is still in the
+    validation set), unless --val_dataset is given.
+    """
+    specs = [parse_dataset_spec(s) for s in options.dataset]
+    val_specs = [parse_dataset_spec(s) for s in options.val_dataset]
+    if options.streaming:
+        return LoadedRows(_stream(specs, options), [r for s in val_specs for r in load_rows(s, options)])
+    train: list[RawRow] = []
+    val: list[RawRow] = []
+    for spec in specs:
+        rows = load_rows(spec, options)
+        if val_specs:
+            train += rows
+        else:
+            kept, held_out = split_rows(rows, options.split_dataset_ratio, options.data_seed)
+            train += kept
+            val += held_out
+    for spec in val_specs:
+        val += load_rows(spec, options)
+    return LoadedRows(train, val)
+
+
+def _stream(specs: list[DatasetSpec], options: DataOptions) -> Iterator[RawRow]:
+    """Streaming: datasets are read lazily one after another; #N takes the first N rows."""
+    for spec in specs:
+        rows = iter_spec_rows(spec, options)
+        yield from (itertools.islice(rows, spec.sample) if spec.sample is not None else rows)

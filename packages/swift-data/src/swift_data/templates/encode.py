@@ -1,0 +1,173 @@
+"""Conversation -> training tensors, token-for-token what the chat template gives at inference.
+
+The conversation is rendered once with the chat template (the model's own Jinja template, or a
+built-in one) and tokenized exactly as `tokenizer.apply_chat_template(..., tokenize=True)` does.
+The trained spans come from rendering prefixes: the text between "everything before assistant
+turn k, plus the generation prompt" and "everything up to and including turn k" is turn k's
+response (its end-of-turn token included, trailing whitespace not). Character spans map to
+tokens through the tokenizer's offsets, so the mask never shifts the ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from swift_args import ArgumentError
+
+from swift_data.preprocess.conversation import Conversation
+from swift_data.skips import NO_TRAINED_TOKENS, TOO_LONG, SkippedRow
+from swift_data.templates.builtin import BUILTIN_TEMPLATES
+from swift_data.templates.loss_scale import LossScale, load_loss_scale
+from swift_data.templates.tools import inline_tools
+
+IGNORE = -100
+
+
+class TemplateError(ArgumentError):
+    """The chat template cannot be used for training as it is."""
+
+
+@dataclass
+class EncoderOptions:
+    """The template arguments the encoder needs (see TemplateArguments in swift-args)."""
+
+    template: str | None = None  # None: the tokenizer's own chat template ("default" if it has none)
+    system: str | None = None
+    max_length: int | None = None
+    truncation_strategy: str = "delete"
+    loss_scale: str = "default"
+    tools_prompt: str = "react_en"
+    use_chat_template: bool = True
+
+    @classmethod
+    def from_args(cls, args: Any) -> EncoderOptions:
+        return cls(**{f: getattr(args, f) for f in cls.__dataclass_fields__ if hasattr(args, f)})
+
+
+def read_system(value: str | None) -> str | None:
+    """--system takes the prompt itself or a .txt file holding it."""
+    if value is not None and value.endswith(".txt") and Path(value).is_file():
+        return Path(value).read_text(encoding="utf-8").strip()
+    return value
+
+
+class Encoder:
+    """Encodes conversations for one tokenizer and template; picklable, for worker processes."""
+
+    def __init__(self, tokenizer: Any, options: EncoderOptions | None = None):
+        self.tokenizer = tokenizer
+        self.options = options or EncoderOptions()
+        self.chat_template = self._pick_template()
+        self.system = read_system(self.options.system)
+        self.loss_scale: LossScale = load_loss_scale(self.options.loss_scale)
+        self.template_has_tools = "tools" in self.chat_template
+
+    def _pick_template(self) -> str:
+        name = self.options.template
+        if not self.options.use_chat_template:
+            name = "default"
+        if name is None:
+            return self.tokenizer.chat_template or BUILTIN_TEMPLATES["default"]
+        if name not in BUILTIN_TEMPLATES:
+            raise ArgumentError(f"--template: unknown template '{name}'; valid templates are: {', '.join(BUILTIN_TEMPLATES)}")
+        return BUILTIN_TEMPLATES[name]
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def prepare_messages(self, conversation: Conversation) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+        """Apply --system and fold tools into text when the template cannot render them."""
+        messages = [dict(m) for m in conversation.messages]
+        if self.system is not None and not (messages and messages[0]["role"] == "system"):
+            messages.insert(0, {"role": "system", "content": self.system})
+        tools = conversation.tools
+        if tools and not self.template_has_tools:
+            return inline_tools(messages, tools, self.options.tools_prompt), None
+        return messages, tools
+
+    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+               add_generation_prompt: bool = False) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, tools=tools, chat_template=self.chat_template, tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+        )
+
+    def trained_spans(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                      full_text: str) -> list[tuple[int, int, int]]:
+        """(start, end, message index) character spans of the assistant turns in `full_text`."""
+        spans = []
+        for index, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            before = self.render(messages[:index], tools, add_generation_prompt=True)
+            through = self.render(messages[: index + 1], tools)
+            if not (full_text.startswith(before) and full_text.startswith(through) and len(through) >= len(before)):
+                raise TemplateError(
+                    f"the chat template does not render assistant turn {index} as a continuation of the turns "
+                    f"before it, so its training mask cannot be derived; pass --template with one of: "
+                    f"{', '.join(BUILTIN_TEMPLATES)}"
+                )
+            end = len(through.rstrip())
+            spans.append((len(before), max(end, len(before)), index))
+        return spans
+
+    # -- encoding ----------------------------------------------------------------------------
+
+    def encode(self, conversation: Conversation) -> dict[str, list]:
+        if conversation.is_text:
+            return self._encode_text(conversation.text or "")
+        messages, tools = self.prepare_messages(conversation)
+        text = self.render(messages, tools)
+        encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        input_ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
+        weights = self._token_weights(messages, tools, text, offsets)
+        return self._finish(input_ids, weights)
+
+    def _token_weights(self, messages, tools, text: str, offsets: list[tuple[int, int]]) -> list[float]:
+        if self.loss_scale.mode == "all":
+            return [1.0] * len(offsets)
+        char_weight = [0.0] * len(text)
+        spans = self.trained_spans(messages, tools, text)
+        if self.loss_scale.mode == "last_round":
+            spans = spans[-1:]
+        for start, end, index in spans:
+            query = next((m["content"] for m in reversed(messages[:index]) if m["role"] == "user"), "")
+            scale = self.loss_scale.response_weight(query)
+            if self.loss_scale.response:
+                span_weights = self.loss_scale.char_weights(text[start:end])
+                char_weight[start:end] = [w * scale for w in span_weights]
+            else:
+                char_weight[start:end] = [scale] * (end - start)
+        weights = []
+        for token_start, token_end in offsets:
+            # A token counts only if it lies wholly inside a trained span: a token that straddles the
+            # prompt/response boundary belongs to the prompt.
+            inside = token_end > token_start and all(char_weight[c] > 0 for c in range(token_start, token_end))
+            weights.append(char_weight[token_start] if inside else 0.0)
+        return weights
+
+    def _encode_text(self, text: str) -> dict[str, list]:
+        input_ids = list(self.tokenizer(text)["input_ids"])
+        eos = self.tokenizer.eos_token_id
+        if eos is not None and (not input_ids or input_ids[-1] != eos):
+            input_ids.append(eos)
+        return self._finish(input_ids, [1.0] * len(input_ids))
+
+    def _finish(self, input_ids: list[int], weights: list[float]) -> dict[str, list]:
+        max_length = self.options.max_length
+        if max_length is not None and len(input_ids) > max_length:
+            strategy = self.options.truncation_strategy
+            if strategy == "delete":
+                raise SkippedRow(TOO_LONG, f"{len(input_ids)} tokens > {max_length}")
+            keep = slice(-max_length, None) if strategy == "left" else slice(0, max_length)
+            input_ids, weights = input_ids[keep], weights[keep]
+        if not any(w > 0 for w in weights):
+            raise SkippedRow(NO_TRAINED_TOKENS)
+        sample: dict[str, list] = {
+            "input_ids": list(input_ids),
+            "labels": [t if w > 0 else IGNORE for t, w in zip(input_ids, weights)],
+        }
+        if any(w not in (0.0, 1.0) for w in weights):
+            sample["loss_scale"] = weights
+        return sample
