@@ -13,6 +13,13 @@ def smollm2_dir() -> Path:
     return resolve_model_dir("SmolLM2-135M-Instruct")
 
 
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(smollm2_dir: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smollm2_dir)
+
+
 @pytest.fixture
 def tiny_model_dir(tmp_path: Path) -> Path:
     """A 2-layer random-weight Llama saved in Hugging Face layout."""

@@ -1,15 +1,22 @@
-"""Conversation -> training tensors, token-for-token what the chat template gives at inference.
+"""Conversation -> training tensors, rendered by the same chat template inference uses.
 
-The conversation is rendered once with the chat template (the model's own Jinja template, or a
-built-in one) and tokenized exactly as `tokenizer.apply_chat_template(..., tokenize=True)` does.
-The trained spans come from rendering prefixes: the text between "everything before assistant
-turn k, plus the generation prompt" and "everything up to and including turn k" is turn k's
-response (its end-of-turn token included, trailing whitespace not). Character spans map to
-tokens through the tokenizer's offsets, so the mask never shifts the ids.
+The conversation is rendered with the chat template (the model's own Jinja template, or a
+built-in one) through transformers' apply_chat_template. The trained spans come from rendering
+prefixes: the text between "everything before assistant turn k, plus the generation prompt" and
+"everything up to and including turn k" is turn k's response (its end-of-turn token included,
+trailing whitespace not).
+
+The text is tokenized in segments split at those span boundaries, as the model meets it: at
+inference the prompt is tokenized on its own and the answer is generated token by token after
+it, so a BPE merge across the prompt/answer boundary (e.g. "\n\n" + "2" vs "\n\n2") never
+happens there and must not happen in training either. Where no merge crosses a boundary (the
+usual case: boundaries sit next to special tokens), the result equals tokenizing the whole
+rendered conversation at once.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +70,7 @@ class Encoder:
         self.system = read_system(self.options.system)
         self.loss_scale: LossScale = load_loss_scale(self.options.loss_scale)
         self.template_has_tools = "tools" in self.chat_template
+        self.added_tokens = sorted(tokenizer.get_added_vocab(), key=len, reverse=True)
 
     def _pick_template(self) -> str:
         name = self.options.template
@@ -102,15 +110,25 @@ class Encoder:
                 continue
             before = self.render(messages[:index], tools, add_generation_prompt=True)
             through = self.render(messages[: index + 1], tools)
-            if not (full_text.startswith(before) and full_text.startswith(through) and len(through) >= len(before)):
+            # A template may end a conversation differently from a turn in the middle (an extra eos):
+            # the answer is what turn k adds that the whole conversation keeps.
+            end = self._whole_token_end(through, len(os.path.commonprefix([through, full_text])))
+            if not full_text.startswith(before) or end <= len(before):
                 raise TemplateError(
                     f"the chat template does not render assistant turn {index} as a continuation of the turns "
                     f"before it, so its training mask cannot be derived; pass --template with one of: "
                     f"{', '.join(BUILTIN_TEMPLATES)}"
                 )
-            end = len(through.rstrip())
-            spans.append((len(before), max(end, len(before)), index))
+            spans.append((len(before), end, index))
         return spans
+
+    def _whole_token_end(self, text: str, end: int) -> int:
+        """`end`, moved back so it cuts through neither trailing whitespace nor a special token."""
+        for token in self.added_tokens:
+            for position in range(max(0, end - len(token) + 1), end):
+                if text.startswith(token, position) and position + len(token) > end:
+                    end = position
+        return len(text[:end].rstrip())
 
     # -- encoding ----------------------------------------------------------------------------
 
@@ -119,16 +137,20 @@ class Encoder:
             return self._encode_text(conversation.text or "")
         messages, tools = self.prepare_messages(conversation)
         text = self.render(messages, tools)
-        encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        input_ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
-        weights = self._token_weights(messages, tools, text, offsets)
+        spans = self.trained_spans(messages, tools, text)
+        char_weight = self._char_weights(messages, text, spans)
+        input_ids: list[int] = []
+        weights: list[float] = []
+        for start, end in _segments(len(text), spans):
+            encoding = self.tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)
+            input_ids += encoding["input_ids"]
+            weights += [_token_weight(char_weight, start + a, start + b) for a, b in encoding["offset_mapping"]]
         return self._finish(input_ids, weights)
 
-    def _token_weights(self, messages, tools, text: str, offsets: list[tuple[int, int]]) -> list[float]:
+    def _char_weights(self, messages: list[dict[str, Any]], text: str, spans: list[tuple[int, int, int]]) -> list[float]:
         if self.loss_scale.mode == "all":
-            return [1.0] * len(offsets)
+            return [1.0] * len(text)
         char_weight = [0.0] * len(text)
-        spans = self.trained_spans(messages, tools, text)
         if self.loss_scale.mode == "last_round":
             spans = spans[-1:]
         for start, end, index in spans:
@@ -139,13 +161,7 @@ class Encoder:
                 char_weight[start:end] = [w * scale for w in span_weights]
             else:
                 char_weight[start:end] = [scale] * (end - start)
-        weights = []
-        for token_start, token_end in offsets:
-            # A token counts only if it lies wholly inside a trained span: a token that straddles the
-            # prompt/response boundary belongs to the prompt.
-            inside = token_end > token_start and all(char_weight[c] > 0 for c in range(token_start, token_end))
-            weights.append(char_weight[token_start] if inside else 0.0)
-        return weights
+        return char_weight
 
     def _encode_text(self, text: str) -> dict[str, list]:
         input_ids = list(self.tokenizer(text)["input_ids"])
@@ -171,3 +187,16 @@ class Encoder:
         if any(w not in (0.0, 1.0) for w in weights):
             sample["loss_scale"] = weights
         return sample
+
+
+def _segments(length: int, spans: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """Split [0, length) at every span boundary: prompt, answer, prompt, answer, ..."""
+    cuts = sorted({0, length, *(p for start, end, _ in spans for p in (start, end))})
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def _token_weight(char_weight: list[float], start: int, end: int) -> float:
+    """A token's weight: that of its first character (weights are constant within a keyword span)."""
+    if end <= start:
+        return 0.0
+    return char_weight[start]
