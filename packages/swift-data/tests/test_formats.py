@@ -79,7 +79,10 @@ def test_openai_messages_with_tool_calls_and_tool_results() -> None:
 
 
 def test_openai_messages_drop_unknown_message_keys() -> None:
-    row = {"messages": [{"role": "user", "content": "Hi", "weight": 3}, {"role": "assistant", "content": "Yo", "id": 9}]}
+    row = {"messages": [
+        {"role": "user", "content": "Hi", "weight": 3},
+        {"role": "assistant", "content": "Yo", "id": 9},
+    ]}
     assert convert(row).messages == [user("Hi"), assistant("Yo")]
 
 
@@ -120,8 +123,9 @@ def test_sharegpt_function_call_and_observation_become_tool_calls_and_tool_turns
     assert convert(row) == Conversation(
         messages=[
             user("Weather in Paris?"),
-            {"role": "assistant", "content": "",
-             "tool_calls": [{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+            ]},
             {"role": "tool", "content": '{"temp": 21}'},
             assistant("21 degrees."),
         ],
@@ -147,7 +151,10 @@ def test_sharegpt_function_call_with_parameters_instead_of_arguments() -> None:
     strict=True,
 )
 def test_sharegpt_system_column_becomes_the_system_turn() -> None:
-    row = {"system": "You are a pirate.", "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Arr!"}]}
+    row = {
+        "system": "You are a pirate.",
+        "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Arr!"}],
+    }
     assert convert(row) == Conversation(messages=[system("You are a pirate."), user("Hi"), assistant("Arr!")])
 
 
@@ -156,7 +163,9 @@ def test_sharegpt_system_column_becomes_the_system_turn() -> None:
 
 def test_alpaca_with_input_joins_instruction_and_input() -> None:
     row = {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"}
-    assert convert(row) == Conversation(messages=[user("Translate to French.\nGood morning"), assistant("Bonjour")])
+    assert convert(row) == Conversation(
+        messages=[user("Translate to French.\nGood morning"), assistant("Bonjour")]
+    )
 
 
 @pytest.mark.parametrize("row_input", [{"input": ""}, {"input": None}, {}], ids=["empty", "null", "absent"])
@@ -167,7 +176,9 @@ def test_alpaca_without_input_is_the_instruction_alone(row_input: dict[str, Any]
 
 def test_alpaca_with_system() -> None:
     row = {"system": "Answer in one word.", "instruction": "Capital of Italy?", "input": "", "output": "Rome"}
-    assert convert(row).messages == [system("Answer in one word."), user("Capital of Italy?"), assistant("Rome")]
+    assert convert(row).messages == [
+        system("Answer in one word."), user("Capital of Italy?"), assistant("Rome")
+    ]
 
 
 def test_query_response_with_history_and_system() -> None:
@@ -207,7 +218,13 @@ def test_preference_strings_with_prompt() -> None:
 
 
 def test_preference_strings_with_system_and_history() -> None:
-    row = {"system": "Be kind.", "history": [["Hi", "Hello"]], "query": "Rate me", "chosen": "10/10", "rejected": "1/10"}
+    row = {
+        "system": "Be kind.",
+        "history": [["Hi", "Hello"]],
+        "query": "Rate me",
+        "chosen": "10/10",
+        "rejected": "1/10",
+    }
     assert convert(row) == Conversation(
         messages=[system("Be kind."), user("Hi"), assistant("Hello"), user("Rate me"), assistant("10/10")],
         rejected_response="1/10",
@@ -229,16 +246,22 @@ def test_preference_message_lists_as_json_text() -> None:
         "chosen": json.dumps([user("Hi"), assistant("Hello!")]),
         "rejected": json.dumps([user("Hi"), assistant("Go away.")]),
     }
-    assert convert(row) == Conversation(messages=[user("Hi"), assistant("Hello!")], rejected_response="Go away.")
+    assert convert(row) == Conversation(
+        messages=[user("Hi"), assistant("Hello!")], rejected_response="Go away."
+    )
 
 
 @pytest.mark.xfail(
-    reason="chosen/rejected strings that start with '{' or '[' (a JSON or markdown answer) are parsed as JSON "
-    "and the row is skipped as wrong types",
+    reason="chosen/rejected strings that start with '{' or '[' (a JSON or markdown answer) are parsed "
+    "as JSON and the row is skipped as wrong types",
     strict=True,
 )
 def test_preference_answers_that_look_like_json_stay_text() -> None:
-    row = {"prompt": "Reply in JSON: capital of France?", "chosen": '{"city": "Paris"}', "rejected": '{"city": "Lyon"}'}
+    row = {
+        "prompt": "Reply in JSON: capital of France?",
+        "chosen": '{"city": "Paris"}',
+        "rejected": '{"city": "Lyon"}',
+    }
     assert convert(row) == Conversation(
         messages=[user("Reply in JSON: capital of France?"), assistant('{"city": "Paris"}')],
         rejected_response='{"city": "Lyon"}',
@@ -335,8 +358,9 @@ def test_unknown_format_names_where_and_the_columns_found() -> None:
     with pytest.raises(ArgumentError) as info:
         convert({"reply": "b", "prompt_text": "a"})
     assert info.value.problems == [
-        "train.jsonl:7: unknown row format, columns found: prompt_text, reply; expected messages, conversations, "
-        "instruction/output, query/response, chosen/rejected or text (rename columns with --columns)"
+        "train.jsonl:7: unknown row format, columns found: prompt_text, reply; expected messages, "
+        "conversations, instruction/output, query/response, chosen/rejected or text "
+        "(rename columns with --columns)"
     ]
 
 
@@ -366,9 +390,12 @@ def test_query_without_response_is_fine_without_require_response() -> None:
         ({"messages": ["hello"]}, "messages must be a list of {role, content} objects"),
         ({"messages": "[{"}, "messages is not valid JSON"),
         ({"messages": []}, "no messages"),
-        ({"messages": [{"role": "user", "content": ["a", "b"]}, assistant("x")]}, "user content must be a string, got list"),
-        ({"messages": [user("Hi"), {"role": "assistant", "content": 42}]}, "assistant content must be a string, got int"),
-        ({"conversations": {"from": "human", "value": "Hi"}}, "conversations must be a list of {from, value} objects"),
+        ({"messages": [{"role": "user", "content": ["a", "b"]}, assistant("x")]},
+         "user content must be a string, got list"),
+        ({"messages": [user("Hi"), {"role": "assistant", "content": 42}]},
+         "assistant content must be a string, got int"),
+        ({"conversations": {"from": "human", "value": "Hi"}},
+         "conversations must be a list of {from, value} objects"),
         ({"conversations": [{"from": "human", "value": 7}]}, "human value must be a string, got int"),
         ({"query": 5, "response": "A"}, "query must be a string, got int"),
         ({"query": "Q", "response": ["A", "B"]}, "response must be a string, got list"),
@@ -376,7 +403,8 @@ def test_query_without_response_is_fine_without_require_response() -> None:
         ({"instruction": "I", "input": 3, "output": "O"}, "input must be a string, got int"),
         ({"chosen": "Paris.", "rejected": "Lyon."}, "chosen/rejected strings need a prompt or query column"),
         ({"prompt": "Q", "chosen": "A", "rejected": 3}, "rejected must be a string, got int"),
-        ({"messages": [user("Q"), assistant("A")], "rejected_response": ["B"]}, "rejected_response must be a string, got list"),
+        ({"messages": [user("Q"), assistant("A")], "rejected_response": ["B"]},
+         "rejected_response must be a string, got list"),
         ({"query": "Q", "response": "A", "tools": {"name": "x"}}, "tools must be a list of tool definitions"),
         ({"query": "Q", "response": "A", "tools": "[{"}, "tools is not valid JSON"),
         ({"text": 5}, "text must be a string, got int"),
@@ -424,13 +452,17 @@ def test_empty_text() -> None:
      [user("Weather?"), {"role": "tool", "content": "sunny"}]],
 )
 def test_conversation_must_end_with_an_assistant_turn_for_training(messages: list[dict[str, str]]) -> None:
-    assert skipped({"messages": messages}) == (EMPTY_RESPONSE, "the conversation does not end with an assistant turn")
+    assert skipped({"messages": messages}) == (
+        EMPTY_RESPONSE, "the conversation does not end with an assistant turn"
+    )
 
 
 @pytest.mark.parametrize(
     "messages", [[user("Hi")], [system("S"), user("Hi")], [user("Hi"), assistant("Hey"), user("Bye")]]
 )
-def test_conversation_may_end_with_a_user_turn_without_require_response(messages: list[dict[str, str]]) -> None:
+def test_conversation_may_end_with_a_user_turn_without_require_response(
+    messages: list[dict[str, str]],
+) -> None:
     assert convert({"messages": messages}, require_response=False) == Conversation(messages=messages)
 
 
