@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -116,19 +117,11 @@ def test_nothing_before_the_suffix_is_an_error(text: str) -> None:
     assert info.value.problems == [f"--dataset '{text}': no dataset id or path before ':' or '#'"]
 
 
-@pytest.mark.xfail(
-    reason="an empty name before ':' is taken as the dataset name ':sub' instead of an error", strict=True
-)
 def test_nothing_before_the_subsets_is_an_error() -> None:
     with pytest.raises(ArgumentError, match="no dataset id or path before ':' or '#'"):
         parse_dataset_spec(":sub")
 
 
-@pytest.mark.xfail(
-    reason="lower-case hub prefixes (the reference accepts hf::/ms:: case-insensitively) are parsed as the "
-    "dataset 'hf:' with subsets 'org' and 'name'",
-    strict=True,
-)
 def test_hub_prefix_is_case_insensitive() -> None:
     assert parse_dataset_spec("hf::org/name#5") == DatasetSpec("org/name", "HF", (), 5)
 
@@ -177,8 +170,6 @@ def test_csv_cells_holding_json_become_conversations(tmp_path: Path) -> None:
     messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
     tools = [{"name": "f", "parameters": {}}]
     path = tmp_path / "chat.csv"
-    import csv
-
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["messages", "tools"])
@@ -189,21 +180,12 @@ def test_csv_cells_holding_json_become_conversations(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason="a CSV row whose quoted cell spans lines is reported at its last line, not the line it starts on",
-    strict=True,
-)
 def test_csv_multiline_cell_row_is_reported_where_it_starts(tmp_path: Path) -> None:
     text = 'query,response\n"A poem","Roses are red,\nviolets are blue"\nHi,Hello\n'
     path = write_text(tmp_path / "poems.csv", text)
     assert wheres(read_file(path)) == [f"{path}:2", f"{path}:4"]
 
 
-@pytest.mark.xfail(
-    reason="files are opened as plain utf-8, so a UTF-8 byte-order mark (Excel, Notepad) becomes part of the "
-    "first column name / makes the first JSON line malformed",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("name", "text"),
     [
@@ -439,11 +421,6 @@ def test_sample_then_split_keeps_n_rows_in_all(big: Path) -> None:
     assert len(set(wheres(loaded.train)) | set(wheres(loaded.val))) == 6
 
 
-@pytest.mark.xfail(
-    reason="#N is drawn before the split, so with N > rows the held-out rows' copies stay in the "
-    "training set (the reference splits first, then samples the training part)",
-    strict=True,
-)
 def test_upsampled_dataset_does_not_leak_validation_rows_into_training(big: Path) -> None:
     loaded = load(f"{big}#20", split_dataset_ratio=0.1)
     assert loaded.val

@@ -145,11 +145,6 @@ def test_sharegpt_function_call_with_parameters_instead_of_arguments() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    reason="a ShareGPT row's top-level `system` column (LLaMA-Factory's format; the reference inserts it as "
-    "the first message) is silently dropped",
-    strict=True,
-)
 def test_sharegpt_system_column_becomes_the_system_turn() -> None:
     row = {
         "system": "You are a pirate.",
@@ -251,11 +246,6 @@ def test_preference_message_lists_as_json_text() -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason="chosen/rejected strings that start with '{' or '[' (a JSON or markdown answer) are parsed "
-    "as JSON and the row is skipped as wrong types",
-    strict=True,
-)
 def test_preference_answers_that_look_like_json_stay_text() -> None:
     row = {
         "prompt": "Reply in JSON: capital of France?",

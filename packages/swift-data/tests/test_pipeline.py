@@ -84,7 +84,8 @@ def test_two_processes_give_the_same_samples_as_one(smollm2_tokenizer) -> None:
     common = ("--dataset", "general-instructions#600", "--split_dataset_ratio", "0.05")
     one = prepare_datasets(sft_args(*common), smollm2_tokenizer)
     two = prepare_datasets(sft_args(*common, "--dataset_num_proc", "2"), smollm2_tokenizer)
-    assert len(one.train) == len(two.train) == 570 and len(one.val) == len(two.val) == 30
+    # 303 distinct rows: 15 held out first, then the other 288 repeated up to 600 - 15.
+    assert len(one.train) == len(two.train) == 585 and len(one.val) == len(two.val) == 15
     for a, b in zip(one.train, two.train):
         np.testing.assert_array_equal(a["input_ids"], b["input_ids"])
         np.testing.assert_array_equal(a["labels"], b["labels"])

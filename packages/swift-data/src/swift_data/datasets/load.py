@@ -69,6 +69,23 @@ def load_rows(spec: DatasetSpec, options: DataOptions) -> list[RawRow]:
     return [rows[i] for i in sample_indices(len(rows), spec.sample, rng)]
 
 
+def load_and_split(spec: DatasetSpec, options: DataOptions) -> tuple[list[RawRow], list[RawRow]]:
+    """Rows of one dataset split into (train, validation) before any row is repeated.
+
+    With #N above the dataset size rows are repeated, and a repeated row must not end up on both
+    sides; so the distinct rows are split first and only the training side is repeated.
+    """
+    rows = list(iter_spec_rows(spec, options))
+    rng = np.random.default_rng(options.data_seed)
+    if spec.sample is not None and spec.sample <= len(rows):
+        rows = [rows[i] for i in sample_indices(len(rows), spec.sample, rng)]
+        return split_rows(rows, options.split_dataset_ratio, options.data_seed)
+    train, val = split_rows(rows, options.split_dataset_ratio, options.data_seed)
+    if spec.sample is not None:
+        train = [train[i] for i in sample_indices(len(train), spec.sample - len(val), rng)]
+    return train, val
+
+
 def split_rows(rows: list[RawRow], ratio: float, seed: int) -> tuple[list[RawRow], list[RawRow]]:
     """Hold out `ratio` of the rows (at least one when ratio > 0 and there are two or more)."""
     if ratio <= 0 or len(rows) < 2:
@@ -98,11 +115,10 @@ def load_dataset_rows(options: DataOptions) -> LoadedRows:
     train: list[RawRow] = []
     val: list[RawRow] = []
     for spec in specs:
-        rows = load_rows(spec, options)
         if val_specs:
-            train += rows
+            train += load_rows(spec, options)
         else:
-            kept, held_out = split_rows(rows, options.split_dataset_ratio, options.data_seed)
+            kept, held_out = load_and_split(spec, options)
             train += kept
             val += held_out
     for spec in val_specs:

@@ -46,7 +46,7 @@ def read_file(path: Path) -> Iterator[RawRow]:
 
 
 def _read_jsonl(path: Path) -> Iterator[RawRow]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -61,7 +61,7 @@ def _read_jsonl(path: Path) -> Iterator[RawRow]:
 
 def _read_json(path: Path) -> Iterator[RawRow]:
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise ArgumentError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); fix the file or use .jsonl") from None
     if isinstance(value, dict) and isinstance(value.get("data"), list):
@@ -73,10 +73,14 @@ def _read_json(path: Path) -> Iterator[RawRow]:
 
 
 def _read_csv(path: Path) -> Iterator[RawRow]:
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
+        reader.fieldnames  # read the header, so line_num counts from it
+        last_line = reader.line_num
         for row in reader:
-            yield RawRow(f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k is not None})
+            # A quoted cell may span lines: a row is named by the line it starts on.
+            yield RawRow(f"{path}:{last_line + 1}", {k: v for k, v in row.items() if k is not None})
+            last_line = reader.line_num
 
 
 def _read_parquet(path: Path) -> Iterator[RawRow]:
@@ -88,7 +92,7 @@ def _read_parquet(path: Path) -> Iterator[RawRow]:
 
 
 def _read_txt(path: Path) -> Iterator[RawRow]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for number, line in enumerate(f, start=1):
             if line.strip():
                 yield RawRow(f"{path}:{number}", {"text": line.rstrip("\n")})

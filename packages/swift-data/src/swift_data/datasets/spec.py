@@ -28,15 +28,15 @@ def parse_dataset_spec(text: str) -> DatasetSpec:
     """Parse one --dataset value; Windows drive letters (`C:\\data.jsonl`) are not subsets."""
     raw = text.strip()
     hub = None
-    if raw[:4] in ("HF::", "MS::"):
-        hub, raw = raw[:2], raw[4:]
+    if raw[:4].upper() in ("HF::", "MS::"):
+        hub, raw = raw[:2].upper(), raw[4:]
     sample = None
     match = _SAMPLE.match(raw)
     if match:
         raw, sample = match.group(1), int(match.group(2))
     subsets: tuple[str, ...] = ()
     head, colon, tail = raw.rpartition(":")
-    if colon and len(head) > 1:  # a one-letter head is a Windows drive, not a dataset name
+    if colon and len(head) != 1:  # a one-letter head is a Windows drive, not a dataset name
         raw, subsets = head, tuple(s for s in tail.split("/") if s)
     if not raw:
         raise ArgumentError(f"--dataset '{text}': no dataset id or path before ':' or '#'")

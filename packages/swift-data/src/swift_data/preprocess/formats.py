@@ -146,8 +146,20 @@ def _query_response(row: dict[str, Any]) -> list[dict[str, Any]]:
     return messages
 
 
+def _message_list_or_text(value: Any) -> Any:
+    """A chosen/rejected value: a message list (possibly as JSON text), else the answer text as is."""
+    if isinstance(value, str) and value.strip()[:1] == "[":
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+        if isinstance(parsed, list) and parsed and all(isinstance(m, dict) for m in parsed):
+            return parsed
+    return value
+
+
 def _preference(row: dict[str, Any]) -> Conversation:
-    chosen, rejected = _maybe_json(row["chosen"], "chosen"), _maybe_json(row["rejected"], "rejected")
+    chosen, rejected = _message_list_or_text(row["chosen"]), _message_list_or_text(row["rejected"])
     if isinstance(chosen, list):
         messages = _messages(chosen)
         rejected_messages = _messages(rejected) if isinstance(rejected, list) else None
@@ -168,6 +180,10 @@ def _text(row: dict[str, Any]) -> Conversation:
 
 
 def _take_extras(conversation: Conversation, row: dict[str, Any]) -> None:
+    system = row.get("system")
+    has_system = conversation.messages and conversation.messages[0]["role"] == "system"
+    if isinstance(system, str) and system and not has_system:
+        conversation.messages.insert(0, {"role": "system", "content": system})
     if row.get("rejected_response") is not None and conversation.rejected_response is None:
         conversation.rejected_response = _as_str(row["rejected_response"], "rejected_response")
     if row.get("label") is not None:

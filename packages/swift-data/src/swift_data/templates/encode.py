@@ -112,7 +112,10 @@ class Encoder:
             through = self.render(messages[: index + 1], tools)
             # A template may end a conversation differently from a turn in the middle (an extra eos):
             # the answer is what turn k adds that the whole conversation keeps.
-            end = self._whole_token_end(through, len(os.path.commonprefix([through, full_text])))
+            if full_text.startswith(through):
+                end = len(through.rstrip())
+            else:
+                end = self._whole_token_end(through, len(os.path.commonprefix([through, full_text])))
             if not full_text.startswith(before) or end <= len(before):
                 raise TemplateError(
                     f"the chat template does not render assistant turn {index} as a continuation of the turns "
@@ -141,11 +144,22 @@ class Encoder:
         char_weight = self._char_weights(messages, text, spans)
         input_ids: list[int] = []
         weights: list[float] = []
-        for start, end in _segments(len(text), spans):
-            encoding = self.tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)
-            input_ids += encoding["input_ids"]
-            weights += [_token_weight(char_weight, start + a, start + b) for a, b in encoding["offset_mapping"]]
+        segments = _segments(len(text), spans)
+        for (start, _), (ids, offsets) in zip(segments, self._tokenize([text[a:b] for a, b in segments])):
+            input_ids += ids
+            weights += [_token_weight(char_weight, start + a, start + b) for a, b in offsets]
         return self._finish(input_ids, weights)
+
+    def _tokenize(self, pieces: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """(ids, offsets) per piece, exactly as `tokenizer(piece, add_special_tokens=False)` gives them."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None:  # one call into the Rust tokenizer for all pieces
+            return [(e.ids, e.offsets) for e in backend.encode_batch(pieces, add_special_tokens=False)]
+        out = []
+        for piece in pieces:
+            encoding = self.tokenizer(piece, add_special_tokens=False, return_offsets_mapping=True)
+            out.append((encoding["input_ids"], encoding["offset_mapping"]))
+        return out
 
     def _char_weights(self, messages: list[dict[str, Any]], text: str, spans: list[tuple[int, int, int]]) -> list[float]:
         if self.loss_scale.mode == "all":
