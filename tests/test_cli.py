@@ -50,10 +50,24 @@ def test_deprecated_names_warn_once_each() -> None:
 def test_commands_of_later_issues_check_arguments_then_say_not_implemented(command: str) -> None:
     result = swift(command, "--model", "SmolLM2-135M-Instruct")
     assert result.returncode == 2
-    assert result.stderr.strip() == (
+    assert result.stderr.strip().startswith(
         f"swift {command}: error: swift {command} is not implemented yet in this release; "
         "your arguments were checked and are valid"
     )
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_show_sample_prints_the_encoded_training_data(tmp_path: Path) -> None:
+    data = tmp_path / "chat.jsonl"
+    data.write_text('{"query": "Capital of France?", "response": "Paris."}\n{"broken\n')
+    result = swift("sft", "--model", "SmolLM2-135M-Instruct", "--dataset", str(data), "--show_sample", "1",
+                   "--system", "Be brief.", "--split_dataset_ratio", "0")
+    assert result.returncode == 0, result.stderr
+    assert "=== sample 0 (" in result.stdout
+    assert "<|im_start|>system\nBe brief.<|im_end|>" in result.stdout
+    assert "<|im_start|>assistant\n[[Paris.<|im_end|>]]" in result.stdout
+    assert f"preprocessing: skipped 1 rows: 1 malformed JSON (first: {data}:2:" in result.stderr
 
 
 def test_python_m_entry_point_works_too() -> None:

@@ -96,3 +96,14 @@ def test_loss_scale_travels_through_packing_and_padding() -> None:
     assert sorted(packed["loss_scale"][0].tolist()) == [0.0, 0.0, 1.0, 1.0, 2.0]
     padded = Collator(pad_token_id=0)(samples)
     assert padded["loss_scale"].tolist() == [[0.0, 2.0, 1.0], [0.0, 1.0, 0.0]]
+
+
+def test_preview_marks_trained_tokens_in_each_packed_sample(smollm2_tokenizer) -> None:
+    from swift_data.preview import format_sample
+
+    ids = smollm2_tokenizer("Q: hi A: yo", add_special_tokens=False)["input_ids"]
+    n = len(ids)
+    sample = {"input_ids": ids, "labels": [IGNORE] * (n - 2) + ids[-2:], "loss_scale": [0.0] * (n - 2) + [2.0, 2.0]}
+    packed = pack_dataset([sample, {"input_ids": ids, "labels": [IGNORE] * (n - 1) + ids[-1:]}], 64)[0]
+    text = format_sample(packed, smollm2_tokenizer)
+    assert text.count("[[") == 2 and "[[x2:" in text and "\n--- packed with ---\n" in text

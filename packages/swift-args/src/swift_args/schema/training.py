@@ -44,6 +44,9 @@ class TrainArguments(ModelLoadingArguments, TrainerArguments, AllTunerArguments,
         None, hot=True, help="Tokenize while training instead of before. None: false for LLMs, true for MLLMs."
     )
     acc_strategy: Literal["token", "seq"] = arg("token", help="Accuracy per token or per sequence.")
+    show_sample: int = arg(
+        0, help="Print the first N encoded training samples with the trained tokens marked, then stop (no training)."
+    )
     max_new_tokens: int | None = arg(64, help="Generation override for predict_with_generate.")
     temperature: float | None = arg(0.0, help="Generation override for predict_with_generate (0: greedy).")
     optimizer: str | None = arg(None, help="Custom optimizer plugin name.")

@@ -1,0 +1,79 @@
+"""What the model will be trained on: decoded samples with the trained tokens marked.
+
+Used by `swift sft ... --show_sample N` (and `swift pt`).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+import numpy as np
+
+from swift_data.models import detect_model_info, resolve_model_dir
+from swift_data.templates.encode import IGNORE
+
+_GREEN, _RESET = "\x1b[32m", "\x1b[0m"
+
+
+def load_tokenizer(args: Any) -> tuple[Any, Any]:
+    """The tokenizer and ModelInfo for a command's --model (any form resolve_model_dir accepts)."""
+    from transformers import AutoTokenizer
+
+    model_dir = resolve_model_dir(args.model, use_hf=args.use_hf, revision=args.model_revision, hub_token=args.hub_token)
+    info = detect_model_info(model_dir, args.model_type, args.template)
+    return AutoTokenizer.from_pretrained(model_dir), info
+
+
+def _pieces(sample: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(ids, labels, weights) per original sample; a packed row holds several."""
+    ids, labels = np.asarray(sample["input_ids"]), np.asarray(sample["labels"])
+    weights = np.asarray(sample.get("loss_scale", (labels != IGNORE).astype(float)))
+    starts = np.flatnonzero(np.asarray(sample.get("position_ids", [0] + [1] * (len(ids) - 1))) == 0).tolist()
+    bounds = [*starts, len(ids)]
+    return [(ids[a:b], labels[a:b], weights[a:b]) for a, b in zip(bounds, bounds[1:])]
+
+
+def format_sample(sample: dict[str, Any], tokenizer: Any, color: bool = False) -> str:
+    """The sample's text with trained runs in green (color) or between [[ and ]]; weights != 1 shown."""
+    parts = []
+    for ids, labels, weights in _pieces(sample):
+        keys = [float(w) if label != IGNORE else None for label, w in zip(labels.tolist(), weights.tolist())]
+        text, begin = [], 0
+        # Decode whole runs, not single tokens: a character may span several byte-level tokens.
+        for end in range(1, len(keys) + 1):
+            if end == len(keys) or keys[end] != keys[begin]:
+                piece = tokenizer.decode(ids[begin:end].tolist())
+                text.append(piece if keys[begin] is None else _mark(piece, keys[begin], color))
+                begin = end
+        parts.append("".join(text))
+    return "\n--- packed with ---\n".join(parts)
+
+
+def _mark(text: str, weight: float | None, color: bool) -> str:
+    label = "" if weight in (None, 1.0) else f"x{weight:g}:"
+    return f"{_GREEN}{label}{text}{_RESET}" if color else f"[[{label}{text}]]"
+
+
+def show_samples(args: Any, count: int, out: TextIO | None = None) -> int:
+    """Run the data pipeline for `args` and print the first `count` training samples."""
+    from swift_data.pipeline import prepare_datasets
+
+    out = out or sys.stdout
+    tokenizer, info = load_tokenizer(args)
+    data = prepare_datasets(args, tokenizer, max_length=info.max_model_len)
+    color = out.isatty()
+    shown = 0
+    for index, sample in enumerate(data.train):
+        if shown >= count:
+            break
+        n_trained = int((np.asarray(sample["labels"]) != IGNORE).sum())
+        out.write(f"=== sample {index} ({len(sample['input_ids'])} tokens, {n_trained} trained) ===\n")
+        out.write(format_sample(sample, tokenizer, color) + "\n")
+        shown += 1
+    total = "streamed" if not hasattr(data.train, "__len__") else f"{len(data.train)} training"
+    val = len(data.val) if data.val is not None else 0
+    out.write(f"=== {total} samples, {val} validation; template from the model: {info.template}; "
+              f"[[...]] is trained ===\n")
+    print(data.skips.report(), file=sys.stderr)
+    return 0
