@@ -228,14 +228,23 @@ class PreparedData:
     from_cache: bool = False
 
 
-def prepare_datasets(args: Any, tokenizer: Any, max_length: int | None = None) -> PreparedData:
+def prepare_datasets(args: Any, tokenizer: Any, max_length: int | None = None, report: bool = True) -> PreparedData:
     """Load, convert and encode --dataset / --val_dataset for training.
 
     Args:
         args: any command's arguments (data, template and pipeline fields are read by name).
         tokenizer: the model's tokenizer (a fast tokenizer: offsets are needed for the loss mask).
         max_length: the model's maximum, used when --max_length is not given.
+        report: print the skipped-row counts once preprocessing is done (for lazy and streaming
+            data that is when the trainer has consumed it; the caller prints `skips.report()` then).
     """
+    data = _prepare(args, tokenizer, max_length)
+    if report and isinstance(data.train, EncodedDataset):
+        data.skips.print_report()
+    return data
+
+
+def _prepare(args: Any, tokenizer: Any, max_length: int | None) -> PreparedData:
     data_options = DataOptions.from_args(args)
     pipeline = PipelineOptions.from_args(args)
     encoder_options = EncoderOptions.from_args(args)

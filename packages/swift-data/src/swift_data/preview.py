@@ -73,7 +73,6 @@ def show_samples(args: Any, count: int, out: TextIO | None = None) -> int:
         shown += 1
     total = "streamed" if not hasattr(data.train, "__len__") else f"{len(data.train)} training"
     val = len(data.val) if data.val is not None else 0
-    out.write(f"=== {total} samples, {val} validation; template from the model: {info.template}; "
-              f"[[...]] is trained ===\n")
-    print(data.skips.report(), file=sys.stderr)
+    template = f"--template {args.template}" if args.template else "the model's own chat template"
+    out.write(f"=== {total} samples, {val} validation; {template}; [[...]] is trained ===\n")
     return 0
