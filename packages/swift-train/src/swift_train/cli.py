@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swift_args import ArgumentError, Invocation
+from swift_args import Invocation
 from swift_args.cli import run_command
 
 
@@ -12,11 +12,9 @@ def _train(invocation: Invocation) -> int:
         from swift_data.preview import show_samples
 
         return show_samples(args, args.show_sample)
-    # Training itself lands with issue #4; until then the data path above is what works.
-    raise ArgumentError(
-        f"swift {invocation.command.name} is not implemented yet in this release; your arguments were checked and are "
-        "valid (add --show_sample N to see the encoded training data)"
-    )
+    from swift_train.sft import run_training
+
+    return run_training(invocation)
 
 
 def sft(argv: list[str]) -> int:

@@ -1,0 +1,121 @@
+"""Loading a model and tokenizer for any command, from the arguments every command shares.
+
+Run-time choices live here so training and inference agree: the dtype (config.json's unless
+--torch_dtype says otherwise, and a CPU-safe one where there is no GPU), the attention
+implementation, the device placement, and the adapters to attach.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from swift_args import ArgumentError
+from swift_data.models import ModelInfo, detect_model_info, resolve_model_dir
+
+_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+_ATTN = {"flash_attn": "flash_attention_2", "sdpa": "sdpa", "eager": "eager", "flex_attention": "flex_attention"}
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    info: ModelInfo
+    dtype: torch.dtype
+
+
+def choose_dtype(requested: str | None, info: ModelInfo, device: str, say: Any = None) -> torch.dtype:
+    """--torch_dtype, else config.json's; on a CPU, half precision becomes float32 (and we say so)."""
+    name = requested or info.torch_dtype or "float32"
+    dtype = _DTYPES.get(str(name).replace("torch.", ""), torch.float32)
+    if device == "cpu" and dtype != torch.float32 and requested is None:
+        (say or _say)(f"no GPU: using float32 instead of {name} (half precision is slow or unsupported on CPUs); "
+                      "pass --torch_dtype to choose")
+        return torch.float32
+    return dtype
+
+
+def default_device() -> str:
+    if torch.cuda.is_available():
+        import os
+
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return "cpu"
+
+
+def _say(message: str) -> None:
+    print(f"swift: {message}", file=sys.stderr)
+
+
+def load_tokenizer(model_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token  # batches need a pad id; padded positions are masked
+    return tokenizer
+
+
+def load_model(args: Any, *, device: str | None = None, say: Any = None) -> LoadedModel:
+    """Resolve --model, read its type and template, and load weights and tokenizer."""
+    from transformers import AutoModelForCausalLM
+
+    if args.model is None:
+        raise ArgumentError("--model is required")
+    model_dir = resolve_model_dir(args.model, use_hf=args.use_hf, revision=args.model_revision, hub_token=args.hub_token)
+    info = detect_model_info(model_dir, args.model_type, args.template)
+    device = device or default_device()
+    dtype = choose_dtype(args.torch_dtype, info, device.split(":")[0], say)
+    kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": _ATTN.get(args.attn_impl or "sdpa")}
+    if args.device_map is not None:
+        kwargs["device_map"] = args.device_map
+        if args.max_memory:
+            kwargs["max_memory"] = args.max_memory
+    if args.quant_method is not None:
+        kwargs["quantization_config"] = quantization_config(args, dtype)
+    if args.rope_scaling is not None:
+        kwargs["rope_scaling"] = {"type": args.rope_scaling, "factor": _rope_factor(args, info)}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+    except ValueError as exc:
+        if "does not support" in str(exc) and args.attn_impl is None:
+            model = AutoModelForCausalLM.from_pretrained(model_dir, **{**kwargs, "attn_implementation": "eager"})
+        else:
+            raise ArgumentError(f"cannot load {model_dir}: {str(exc).splitlines()[0]}") from None
+    if args.device_map is None:
+        model.to(device)
+    return LoadedModel(model, load_tokenizer(model_dir), info, dtype)
+
+
+def _rope_factor(args: Any, info: ModelInfo) -> float:
+    if not (args.max_length and info.max_model_len):
+        raise ArgumentError("--rope_scaling needs --max_length (the length to scale to)")
+    return max(1.0, args.max_length / info.max_model_len)
+
+
+def quantization_config(args: Any, dtype: torch.dtype) -> Any:
+    """bitsandbytes / hqq / eetq settings for loading quantized weights (each an optional extra)."""
+    if args.quant_method == "bnb":
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise ArgumentError("--quant_method bnb needs bitsandbytes: pip install 'swift-infer[bnb]'") from None
+        from transformers import BitsAndBytesConfig
+
+        compute = _DTYPES.get(args.bnb_4bit_compute_dtype or "", dtype)
+        return BitsAndBytesConfig(
+            load_in_4bit=args.quant_bits == 4, load_in_8bit=args.quant_bits == 8, bnb_4bit_compute_dtype=compute,
+            bnb_4bit_quant_type=args.bnb_4bit_quant_type, bnb_4bit_use_double_quant=args.bnb_4bit_use_double_quant,
+            bnb_4bit_quant_storage=_DTYPES.get(args.bnb_4bit_quant_storage or "", None),
+        )
+    if args.quant_method == "hqq":
+        from transformers import HqqConfig
+
+        return HqqConfig(nbits=args.quant_bits or 4, axis=args.hqq_axis if args.hqq_axis is not None else 1)
+    from transformers import EetqConfig
+
+    return EetqConfig("int8")

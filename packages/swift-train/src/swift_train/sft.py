@@ -1,0 +1,111 @@
+"""`swift sft` and `swift pt`: load, prepare data, build the trainer, train, save, summarise.
+
+Run as: swift sft --model SmolLM2-135M-Instruct --dataset self-cognition#500 --model_name ... --model_author ...
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from swift_args import ArgumentError, Invocation
+from swift_args.run_dir import start_run
+
+from swift_train import checkpoints
+
+
+def load_plugins(paths: list[str]) -> None:
+    """--external_plugins: Python files imported before training (they register or patch things)."""
+    for index, path in enumerate(paths):
+        if not Path(path).is_file():
+            raise ArgumentError(f"--external_plugins {path}: no such file")
+        spec = importlib.util.spec_from_file_location(f"swift_plugin_{index}", path)
+        module = importlib.util.module_from_spec(spec)
+        assert spec.loader is not None
+        spec.loader.exec_module(module)
+
+
+def resume_source(args: Any) -> Path | None:
+    """The checkpoint to resume from: the one named, or a run directory's latest complete one."""
+    if not args.resume_from_checkpoint:
+        return None
+    path = Path(args.resume_from_checkpoint)
+    if path.is_dir() and not checkpoints.is_complete(path):
+        latest = checkpoints.latest_complete(path)
+        if latest is None:
+            raise ArgumentError(
+                f"--resume_from_checkpoint {path}: not a complete checkpoint and holds none "
+                f"(a checkpoint is complete once it has {checkpoints.MARKER})"
+            )
+        return latest
+    if not path.is_dir():
+        raise ArgumentError(f"--resume_from_checkpoint {path}: no such directory")
+    return path
+
+
+def prepare_model(args: Any, resume: Path | None) -> Any:
+    from swift_infer.loading import load_model
+
+    from swift_train.tuners import prepare_full, prepare_lora
+
+    loaded = load_model(args)
+    if args.train_type == "full":
+        if resume is not None and args.resume_only_model:
+            loaded.model = type(loaded.model).from_pretrained(resume, dtype=loaded.dtype).to(loaded.model.device)
+        loaded.model = prepare_full(loaded.model, args)
+    elif args.train_type == "lora":
+        if resume is not None and args.resume_only_model:
+            args.adapters = [str(resume)]
+        loaded.model = prepare_lora(loaded.model, args)
+    else:
+        raise ArgumentError(f"--train_type {args.train_type} is not implemented yet; use lora or full")
+    if args.gradient_checkpointing:
+        loaded.model.config.use_cache = False
+    return loaded
+
+
+def run_training(invocation: Invocation) -> int:
+    from swift_data.collator import Collator
+    from swift_data.pipeline import prepare_datasets
+    from transformers import set_seed
+
+    from swift_train.logging_jsonl import JsonlLogger
+    from swift_train.trainer import SwiftTrainer
+    from swift_train.training_args import hf_training_args
+
+    args = invocation.args
+    load_plugins(args.external_plugins)
+    resume = resume_source(args)
+    run_dir = start_run(args, invocation.command.name)  # args.json first, before any work
+    print(f"swift: run directory {run_dir}", file=sys.stderr)
+    set_seed(args.seed)
+    loaded = prepare_model(args, resume)
+    data = prepare_datasets(args, loaded.tokenizer, max_length=loaded.info.max_model_len)
+    if args.streaming and args.max_steps <= 0:
+        raise ArgumentError("--streaming true needs --max_steps")
+    trainer = SwiftTrainer(
+        model=loaded.model,
+        args=hf_training_args(args, run_dir, loaded.dtype, has_eval=data.val is not None and len(data.val) > 0),
+        train_dataset=data.train,
+        eval_dataset=data.val if data.val is not None and len(data.val) > 0 else None,
+        data_collator=Collator(loaded.tokenizer.pad_token_id, args.padding_side, args.packing),
+        processing_class=loaded.tokenizer,
+        swift_args=args,
+    )
+    trainer.add_callback(JsonlLogger(run_dir / "logging.jsonl", lambda: trainer.tokens_seen))
+    checkpoints.clean_staging(run_dir)
+    trainer.train(resume_from_checkpoint=str(resume) if resume is not None and not args.resume_only_model else None)
+    if not isinstance(data.train, type(data.val)) and data.skips.total:
+        data.skips.print_report()  # lazy and streaming data count their skips while training
+    return summarise(trainer, run_dir, args)
+
+
+def summarise(trainer: Any, run_dir: Path, args: Any) -> int:
+    last = checkpoints.latest_complete(run_dir)
+    best = trainer.state.best_model_checkpoint
+    flag = "--adapters" if args.train_type != "full" else "--model"
+    next_command = f"swift infer {flag} {last}" if last is not None else "(no checkpoint was saved: --save_strategy no)"
+    print(f"swift: done. last checkpoint: {last}; best: {best or last}; next: {next_command}")
+    return 0

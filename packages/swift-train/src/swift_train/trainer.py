@@ -1,0 +1,128 @@
+"""The trainer: transformers' Trainer with our loss, metrics, LoRA+ and crash-safe checkpoints."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Seq2SeqTrainer
+
+from swift_train import checkpoints
+
+IGNORE = -100
+
+
+class SwiftTrainer(Seq2SeqTrainer):
+    """Adds to transformers' Trainer:
+
+    - the loss computed here, so per-token `loss_scale` weights apply and packed batches (one
+      flat row with position_ids, no attention_mask) run with use_cache=False;
+    - token accuracy (`acc_strategy` token or seq) in every log;
+    - LoRA+ optimizer groups (`lorap_lr_ratio`);
+    - checkpoints written to a temporary directory and renamed into place when complete.
+    """
+
+    def __init__(self, *args: Any, swift_args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = True  # our compute_loss normalises by num_items_in_batch itself
+        self.swift_args = swift_args
+        self.tokens_seen = 0
+        self._accuracy = [0.0, 0]  # sum, count since the last log
+        self._staging_parent: Path | None = None
+
+    # -- loss and metrics ------------------------------------------------------------------
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        loss_scale = inputs.pop("loss_scale", None)
+        outputs = model(**inputs, use_cache=False)
+        logits = outputs.logits[:, :-1]
+        targets = labels[:, 1:].to(logits.device)
+        per_token = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORE, reduction="none"
+        ).view_as(targets)
+        if loss_scale is not None:
+            per_token = per_token * loss_scale[:, 1:].to(per_token)
+        mask = targets != IGNORE
+        # Normalised by the trained tokens of the whole accumulated batch (transformers counts them
+        # over the gradient-accumulation window, and over all devices with average_tokens_across_devices).
+        tokens = mask.sum() if num_items_in_batch is None else num_items_in_batch
+        tokens = tokens.to(per_token.device).clamp(min=1) if torch.is_tensor(tokens) else max(tokens, 1)
+        loss = per_token.sum() / tokens
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # DDP averages gradients over processes
+        if self.model.training:
+            self._track(inputs, logits, targets, mask)
+        return (loss, outputs) if return_outputs else loss
+
+    @torch.no_grad()
+    def _track(self, inputs: dict[str, Any], logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> None:
+        attention = inputs.get("attention_mask")
+        self.tokens_seen += int(attention.sum()) if attention is not None else inputs["input_ids"].numel()
+        correct = (logits.argmax(-1) == targets) & mask
+        if self.swift_args.acc_strategy == "seq":
+            per_row = (correct | ~mask).all(dim=-1) & mask.any(dim=-1)
+            self._accuracy[0] += float(per_row.sum())
+            self._accuracy[1] += int(mask.any(dim=-1).sum())
+        else:
+            self._accuracy[0] += float(correct.sum())
+            self._accuracy[1] += int(mask.sum())
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._accuracy[1]:
+            logs["token_acc"] = round(self._accuracy[0] / self._accuracy[1], 6)
+            self._accuracy = [0.0, 0]
+        super().log(logs, start_time)
+
+    def create_optimizer(self, model=None):  # noqa: ANN001
+        if self.optimizer is None and self.swift_args.lorap_lr_ratio:
+            from swift_train.tuners.lora import lora_plus_groups
+
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+            optimizer_kwargs.pop("lr", None)
+            self.optimizer = optimizer_cls(lora_plus_groups(self.model, self.swift_args), lr=self.args.learning_rate,
+                                           **optimizer_kwargs)
+            return self.optimizer
+        return super().create_optimizer(model) if model is not None else super().create_optimizer()
+
+    # -- crash-safe checkpoints -------------------------------------------------------------
+
+    def _get_output_dir(self, trial):  # noqa: ANN001
+        return str(self._staging_parent) if self._staging_parent is not None else super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial):  # noqa: ANN001
+        run_dir = Path(self.args.output_dir)
+        step = self.state.global_step
+        name = f"checkpoint-{step}"
+        self._staging_parent = run_dir / f".tmp-{name}"
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            staging_parent, self._staging_parent = self._staging_parent, None
+        self.accelerator.wait_for_everyone()
+        if not self.args.should_save:
+            return
+        final = run_dir / name
+        self._point_state_at(final, staging_parent / name)
+        checkpoints.publish(staging_parent / name, final, step)
+        shutil.rmtree(staging_parent, ignore_errors=True)
+        best = Path(self.state.best_model_checkpoint) if self.state.best_model_checkpoint else None
+        checkpoints.rotate(run_dir, self.args.save_total_limit, best)
+        if self.swift_args.create_checkpoint_symlink:
+            checkpoints.link(run_dir, "last", final)
+            checkpoints.link(run_dir, "best", best if best is not None and best.exists() else None)
+
+    def _point_state_at(self, final: Path, staged: Path) -> None:
+        """The trainer state names checkpoints by their final path, not the staging one."""
+        best = self.state.best_model_checkpoint
+        if best and Path(best).name == final.name:
+            self.state.best_model_checkpoint = str(final)
+            state_file = staged / "trainer_state.json"
+            if state_file.is_file():
+                state = json.loads(state_file.read_text())
+                state["best_model_checkpoint"] = str(final)
+                state_file.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,51 @@
+"""Our trainer arguments -> transformers' Seq2SeqTrainingArguments (names differ across versions)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from swift_args.fields import specs
+from swift_args.schema.trainer import TrainerArguments
+from transformers import Seq2SeqTrainingArguments
+
+from swift_train.deepspeed import deepspeed_config
+
+
+def hf_training_args(args: Any, run_dir: Path, dtype: torch.dtype, has_eval: bool) -> Seq2SeqTrainingArguments:
+    known = {f.name for f in dataclasses.fields(Seq2SeqTrainingArguments)}
+    values = {name: getattr(args, name) for name in specs(TrainerArguments) if name in known}
+    values.update(
+        output_dir=str(run_dir),
+        remove_unused_columns=False,  # our collator needs input_ids, labels, loss_scale, position_ids
+        label_names=["labels"],
+        seed=args.seed,
+        data_seed=args.data_seed,
+        bf16=dtype == torch.bfloat16 if args.bf16 is None else args.bf16,
+        fp16=dtype == torch.float16 if args.fp16 is None else args.fp16,
+        report_to=[] if args.report_to in (["none"], []) else args.report_to,
+        gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs or {"use_reentrant": False},
+        neftune_noise_alpha=args.neftune_noise_alpha or None,
+        deepspeed=deepspeed_config(args.deepspeed),
+        eval_strategy=args.eval_strategy if has_eval else "no",
+        load_best_model_at_end=args.load_best_model_at_end and has_eval,
+        predict_with_generate=args.predict_with_generate,
+        use_liger_kernel=args.use_liger,
+    )
+    if "activation_checkpointing" in known:  # transformers 5 renamed these
+        values["activation_checkpointing"] = values.pop("gradient_checkpointing")
+        values["activation_checkpointing_kwargs"] = values.pop("gradient_checkpointing_kwargs")
+    if not torch.cuda.is_available():
+        values["dataloader_pin_memory"] = False  # nothing to pin for
+    if "warmup_ratio" in known:
+        values["warmup_ratio"] = args.warmup_ratio
+    elif args.warmup_ratio and not args.warmup_steps:
+        values["warmup_steps"] = args.warmup_ratio  # transformers 5 reads a value below 1 as a ratio
+    if args.group_by_length and "train_sampling_strategy" in known:
+        values["train_sampling_strategy"] = "group_by_length"
+    if args.logging_dir:
+        os.environ["TENSORBOARD_LOGGING_DIR"] = args.logging_dir  # transformers 5 reads it from there
+    return Seq2SeqTrainingArguments(**{k: v for k, v in values.items() if k in known})

@@ -1,0 +1,33 @@
+"""Full fine-tuning with the reference's freezing rules.
+
+All weights train; then `freeze_parameters` (prefixes) and `freeze_parameters_ratio` (the bottom
+share of parameters) are frozen; then `trainable_parameters` (prefixes) train again: that last
+list wins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def prepare_full(model: Any, args: Any) -> Any:
+    parameters = list(model.named_parameters())
+    for _, parameter in parameters:
+        parameter.requires_grad_(True)
+    if args.freeze_parameters_ratio > 0:
+        total = sum(p.numel() for _, p in parameters)
+        frozen = 0
+        for _, parameter in parameters:  # named_parameters runs from the embedding upwards
+            if frozen >= total * args.freeze_parameters_ratio:
+                break
+            parameter.requires_grad_(False)
+            frozen += parameter.numel()
+    for name, parameter in parameters:
+        if any(name.startswith(prefix) for prefix in args.freeze_parameters):
+            parameter.requires_grad_(False)
+    for name, parameter in parameters:
+        if any(name.startswith(prefix) for prefix in args.trainable_parameters):
+            parameter.requires_grad_(True)
+    if args.gradient_checkpointing and not parameters[0][1].requires_grad:
+        model.enable_input_require_grads()
+    return model

@@ -1,0 +1,72 @@
+"""LoRA (and DoRA, rsLoRA, PiSSA init) through peft: the saved adapter is a plain PEFT directory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from swift_args import ArgumentError
+
+_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def _init_weights(value: str) -> bool | str:
+    low = value.lower()
+    return {"true": True, "false": False}.get(low, low)
+
+
+def lora_config(args: Any) -> Any:
+    from peft import LoraConfig, TaskType
+
+    targets: Any = args.target_regex or args.target_modules
+    if isinstance(targets, list) and targets == ["all-linear"]:
+        targets = "all-linear"  # peft's own keyword: every linear layer except the output head
+    return LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=args.lora_rank,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        bias=args.lora_bias,
+        target_modules=targets,
+        modules_to_save=args.modules_to_save or None,
+        use_dora=args.use_dora,
+        use_rslora=args.use_rslora,
+        init_lora_weights=_init_weights(args.init_weights),
+    )
+
+
+def prepare_lora(model: Any, args: Any) -> Any:
+    """Wrap the model with LoRA adapters (or load --adapters / a resumed adapter to keep training)."""
+    from peft import PeftModel, get_peft_model
+
+    if args.adapters:
+        path = args.adapters[0].split("=", 1)[-1]
+        model = PeftModel.from_pretrained(model, path, is_trainable=True)
+    else:
+        try:
+            model = get_peft_model(model, lora_config(args))
+        except ValueError as exc:
+            raise ArgumentError(f"LoRA: {str(exc).splitlines()[0]} (check --target_modules / --target_regex)") from None
+    if args.lora_dtype is not None:
+        for name, parameter in model.named_parameters():
+            if "lora_" in name:
+                parameter.data = parameter.data.to(_DTYPES[args.lora_dtype])
+    if args.gradient_checkpointing:
+        model.enable_input_require_grads()  # checkpointed frozen embeddings still pass gradients on
+    return model
+
+
+def lora_plus_groups(model: Any, args: Any) -> list[dict[str, Any]]:
+    """LoRA+ optimizer groups: B matrices learn lorap_lr_ratio times faster than A."""
+    base_lr = args.learning_rate
+    groups: dict[str, list] = {"a": [], "b": [], "other": []}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        key = "b" if "lora_B" in name else "a" if "lora_A" in name else "other"
+        groups[key].append(parameter)
+    return [
+        {"params": groups["a"], "lr": base_lr},
+        {"params": groups["b"], "lr": base_lr * args.lorap_lr_ratio},
+        {"params": groups["other"], "lr": base_lr},
+    ]
