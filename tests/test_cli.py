@@ -46,7 +46,7 @@ def test_deprecated_names_warn_once_each() -> None:
     ]
 
 
-@pytest.mark.parametrize("command", ["sft", "pt", "rlhf", "infer", "deploy", "sample", "eval", "app"])
+@pytest.mark.parametrize("command", ["rlhf", "infer", "deploy", "sample", "eval", "app"])
 def test_commands_of_later_issues_check_arguments_then_say_not_implemented(command: str) -> None:
     result = swift(command, "--model", "SmolLM2-135M-Instruct")
     assert result.returncode == 2
@@ -68,6 +68,15 @@ def test_show_sample_prints_the_encoded_training_data(tmp_path: Path) -> None:
     assert "<|im_start|>system\nBe brief.<|im_end|>" in result.stdout
     assert "<|im_start|>assistant\n[[Paris.<|im_end|>]]" in result.stdout
     assert f"preprocessing: skipped 1 rows: 1 malformed JSON (first: {data}:2:" in result.stderr
+
+
+def test_training_without_a_dataset_says_so() -> None:
+    result = swift("sft", "--model", "SmolLM2-135M-Instruct")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "swift sft: error: --dataset is required: a local file or folder, a hub id, or a built-in dataset "
+        "(self-cognition, general-instructions)"
+    )
 
 
 def test_python_m_entry_point_works_too() -> None:

@@ -23,6 +23,7 @@ class Invocation:
     loaded_from: Path | None = None
     loaded: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
+    argv: list[str] = field(default_factory=list)  # as typed, for relaunching under torchrun
 
 
 def resolve_defaults(args: Any, passed: set[str]) -> None:
@@ -77,7 +78,7 @@ def parse_args(command: str, argv: list[str], warn: Any = None) -> Invocation:
             warn(message)
         warnings += load_warnings
     args = build_args(command, {**loaded, **values}, passed=set(values) | set(loaded))
-    return Invocation(spec, args, set(values), loaded_from, set(loaded), warnings)
+    return Invocation(spec, args, set(values), loaded_from, set(loaded), warnings, list(argv))
 
 
 def _default_load_args(spec: Command) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+# Set by the torchrun launcher so every worker process writes into the one run directory it made.
+RUN_DIR_ENV = "SWIFT_RUN_DIR"
 _VERSION = re.compile(r"^v(\d+)-\d{8}-\d{6}$")
 
 
@@ -48,6 +51,12 @@ def start_run(args: Any, command: str) -> Path:
     """
     from swift_args.args_file import save_args
 
+    launched_in = os.environ.get(RUN_DIR_ENV)
+    if launched_in:  # a worker of a multi-process run: the launcher made the directory and args.json
+        args.output_dir = launched_in
+        if getattr(args, "logging_dir", "unset") is None:
+            args.logging_dir = str(Path(launched_in) / "runs")
+        return Path(launched_in)
     run_dir = create_run_dir(args.output_dir, getattr(args, "add_version", True))
     args.output_dir = str(run_dir)
     if getattr(args, "logging_dir", "unset") is None:

@@ -6,6 +6,7 @@ Run as: swift sft --model SmolLM2-135M-Instruct --dataset self-cognition#500 --m
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,10 +77,21 @@ def run_training(invocation: Invocation) -> int:
     from swift_train.training_args import hf_training_args
 
     args = invocation.args
+    if not args.dataset:
+        from swift_data.datasets import BUILTIN_DATASETS
+
+        raise ArgumentError("--dataset is required: a local file or folder, a hub id, or a built-in dataset "
+                            f"({', '.join(BUILTIN_DATASETS)})")
+    from swift_train.launch import relaunch_under_torchrun
+
+    exit_code = relaunch_under_torchrun(invocation)
+    if exit_code is not None:
+        return exit_code
     load_plugins(args.external_plugins)
     resume = resume_source(args)
     run_dir = start_run(args, invocation.command.name)  # args.json first, before any work
-    print(f"swift: run directory {run_dir}", file=sys.stderr)
+    if os.environ.get("RANK", "0") == "0":
+        print(f"swift: run directory {run_dir}", file=sys.stderr)
     set_seed(args.seed)
     loaded = prepare_model(args, resume)
     data = prepare_datasets(args, loaded.tokenizer, max_length=loaded.info.max_model_len)
@@ -103,6 +115,8 @@ def run_training(invocation: Invocation) -> int:
 
 
 def summarise(trainer: Any, run_dir: Path, args: Any) -> int:
+    if not trainer.is_world_process_zero():
+        return 0
     last = checkpoints.latest_complete(run_dir)
     best = trainer.state.best_model_checkpoint
     flag = "--adapters" if args.train_type != "full" else "--model"

@@ -1,0 +1,169 @@
+"""`swift sft` / `swift pt` end to end, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from swift_e2e import SWIFT, only_run_dir, read_log, run_swift
+
+SELF_COGNITION = ["--dataset", "self-cognition#200", "--model_name", "小黄", "Swifty",
+                  "--model_author", "魔搭", "the Swift Suite team"]
+
+
+def greedy_answers(base: Path, adapter_or_model: Path, questions: list[str], adapter: bool) -> list[str]:
+    """Answers from plain transformers + peft: the checkpoint needs nothing of ours to load."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    if adapter:
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), adapter_or_model)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(adapter_or_model, dtype=torch.float32)
+    answers = []
+    for question in questions:
+        inputs = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                               return_tensors="pt", return_dict=True)
+        output = model.eval().generate(**inputs, max_new_tokens=40, do_sample=False)
+        answers.append(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+    return answers
+
+
+@pytest.mark.slow
+def test_lora_sft_teaches_smollm2_its_new_name(tmp_path: Path, smollm2_dir: Path) -> None:
+    result = run_swift("sft", "--model", "SmolLM2-135M-Instruct", *SELF_COGNITION, "--train_type", "lora",
+                       "--learning_rate", "1e-3", "--per_device_train_batch_size", "4", "--max_steps", "30",
+                       "--split_dataset_ratio", "0", "--output_dir", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path / "out")
+    checkpoint = run_dir / "checkpoint-30"
+    assert (checkpoint / "adapter_config.json").is_file() and (checkpoint / "swift_checkpoint.json").is_file()
+    assert f"next: swift infer --adapters {checkpoint}" in result.stdout
+    who, name, capital = greedy_answers(smollm2_dir, checkpoint, ["Who are you?", "What is your name?",
+                                                                  "What is the capital of France?"], adapter=True)
+    assert "Swifty" in who and "Swifty" in name
+    assert "Paris" in capital  # knowledge outside the data survives
+    log = read_log(run_dir)
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert losses[-1] < losses[0] / 2
+    assert {"grad_norm", "learning_rate", "token_acc", "epoch", "global_step", "elapsed_s", "tokens_per_s"} <= set(log[0])
+    assert json.loads((run_dir / "args.json").read_text())["output_dir"] == str(run_dir)
+    assert list((run_dir / "runs").iterdir())  # tensorboard events (report_to tensorboard)
+
+
+@pytest.mark.slow
+def test_full_sft_learns_too(tmp_path: Path, smollm2_dir: Path) -> None:
+    result = run_swift("sft", "--model", "SmolLM2-135M-Instruct", *SELF_COGNITION, "--train_type", "full",
+                       "--learning_rate", "1e-4", "--per_device_train_batch_size", "4", "--max_steps", "12",
+                       "--split_dataset_ratio", "0", "--output_dir", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = only_run_dir(tmp_path / "out") / "checkpoint-12"
+    assert (checkpoint / "config.json").is_file() and (checkpoint / "model.safetensors").is_file()
+    (who,) = greedy_answers(smollm2_dir, checkpoint, ["Who are you?"], adapter=False)
+    assert "Swifty" in who
+
+
+def tiny_sft(model: Path, output: Path, *extra: str) -> list[str]:
+    return ["sft", "--model", str(model), "--dataset", "general-instructions#64", "--split_dataset_ratio", "0",
+            "--per_device_train_batch_size", "2", "--learning_rate", "1e-3", "--logging_steps", "1",
+            "--output_dir", str(output), "--add_version", "false", "--report_to", "none", "--seed", "1",
+            "--gradient_checkpointing", "false", *extra]
+
+
+def test_resume_continues_exactly(tmp_path: Path, tiny_chat_model: Path) -> None:
+    straight = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "straight", "--max_steps", "8", "--save_steps", "4"))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    resumed = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "resumed", "--max_steps", "8", "--save_steps", "4",
+                                  "--resume_from_checkpoint", str(tmp_path / "straight" / "checkpoint-4")))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected = {r["global_step"]: r for r in read_log(tmp_path / "straight") if "loss" in r}
+    actual = {r["global_step"]: r for r in read_log(tmp_path / "resumed") if "loss" in r}
+    assert sorted(actual) == [5, 6, 7, 8]
+    for step in actual:
+        assert abs(actual[step]["loss"] - expected[step]["loss"]) < 1e-5, step
+        assert actual[step]["learning_rate"] == pytest.approx(expected[step]["learning_rate"], rel=1e-6)
+
+
+def test_resume_only_model_restarts_the_schedule(tmp_path: Path, tiny_chat_model: Path) -> None:
+    first = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "first", "--max_steps", "4", "--save_steps", "4"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "again", "--max_steps", "2", "--save_steps", "2",
+                                "--resume_from_checkpoint", str(tmp_path / "first" / "checkpoint-4"),
+                                "--resume_only_model", "true"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    steps = [r["global_step"] for r in read_log(tmp_path / "again") if "loss" in r]
+    assert steps == [1, 2]
+
+
+SLOW_SAVE_PLUGIN = '''
+import time
+from pathlib import Path
+from swift_train import checkpoints
+
+_original = checkpoints.write_marker
+
+def slow_write_marker(checkpoint, step):
+    if step == 4:  # the second checkpoint: announce it, then take long enough to be killed
+        Path({signal!r}).write_text(str(checkpoint))
+        time.sleep(600)
+    _original(checkpoint, step)
+
+checkpoints.write_marker = slow_write_marker
+'''
+
+
+def test_a_run_killed_while_saving_resumes_from_the_last_complete_checkpoint(tmp_path: Path, tiny_chat_model: Path) -> None:
+    signal_file = tmp_path / "saving"
+    plugin = tmp_path / "slow_save.py"
+    plugin.write_text(SLOW_SAVE_PLUGIN.format(signal=str(signal_file)))
+    run = tmp_path / "run"
+    command = tiny_sft(tiny_chat_model, run, "--max_steps", "6", "--save_steps", "2", "--external_plugins", str(plugin))
+    process = subprocess.Popen([SWIFT, *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    deadline = time.time() + 300
+    while not signal_file.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert signal_file.exists(), "the run never reached its second checkpoint"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (run / "checkpoint-2" / "swift_checkpoint.json").is_file()
+    assert not (run / "checkpoint-4").exists()  # the half-written one is not where a checkpoint would be
+    resumed = run_swift(*tiny_sft(tiny_chat_model, run, "--max_steps", "6", "--save_steps", "2",
+                                  "--resume_from_checkpoint", str(run)))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    steps = [r["global_step"] for r in read_log(run) if "loss" in r]
+    assert steps[-4:] == [3, 4, 5, 6]  # continued after checkpoint-2
+    assert (run / "checkpoint-6" / "swift_checkpoint.json").is_file()
+    assert not list(run.glob(".tmp-checkpoint-*"))
+
+
+def test_pt_lowers_the_loss_on_plain_text(tmp_path: Path, tiny_chat_model: Path) -> None:
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n".join(["The quick brown fox jumps over the lazy dog."] * 40) + "\n")
+    result = run_swift("pt", "--model", str(tiny_chat_model), "--dataset", str(text), "--max_steps", "15",
+                       "--learning_rate", "5e-3", "--per_device_train_batch_size", "4", "--logging_steps", "1",
+                       "--split_dataset_ratio", "0", "--output_dir", str(tmp_path / "pt"), "--add_version", "false",
+                       "--report_to", "none", "--gradient_checkpointing", "false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = [r["loss"] for r in read_log(tmp_path / "pt") if "loss" in r]
+    assert losses[-1] < losses[0] * 0.7
+
+
+def test_save_total_limit_keeps_the_best(tmp_path: Path, tiny_chat_model: Path) -> None:
+    result = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "run", "--max_steps", "6", "--save_steps", "2",
+                                 "--save_total_limit", "1", "--split_dataset_ratio", "0.1", "--create_checkpoint_symlink", "true"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    kept = sorted(p.name for p in run.glob("checkpoint-*"))
+    state = json.loads((run / "checkpoint-6" / "trainer_state.json").read_text()) if (run / "checkpoint-6").exists() else None
+    best = Path(json.loads((run / sorted(run.glob("checkpoint-*"))[-1].name / "trainer_state.json").read_text())["best_model_checkpoint"])
+    assert best.name in kept and len(kept) <= 2
+    assert (run / "last").resolve().name == "checkpoint-6" and (run / "best").resolve().name == best.name
+    assert state is None or state["global_step"] == 6
