@@ -167,3 +167,17 @@ def test_save_total_limit_keeps_the_best(tmp_path: Path, tiny_chat_model: Path) 
     assert best.name in kept and len(kept) <= 2
     assert (run / "last").resolve().name == "checkpoint-6" and (run / "best").resolve().name == best.name
     assert state is None or state["global_step"] == 6
+
+
+def test_two_processes_on_cpu_write_one_run(tmp_path: Path, tiny_chat_model: Path) -> None:
+    result = run_swift("sft", "--model", str(tiny_chat_model), "--dataset", "general-instructions#32", "--max_steps", "4",
+                       "--save_steps", "2", "--logging_steps", "1", "--per_device_train_batch_size", "2",
+                       "--split_dataset_ratio", "0", "--report_to", "none", "--gradient_checkpointing", "false",
+                       "--output_dir", str(tmp_path / "out"), NPROC_PER_NODE="2", MASTER_PORT="29631")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path / "out")
+    assert sorted(p.name for p in run_dir.iterdir()) == ["args.json", "checkpoint-2", "checkpoint-4", "logging.jsonl"]
+    log = [r for r in read_log(run_dir) if "loss" in r]
+    assert [r["global_step"] for r in log] == [1, 2, 3, 4]  # one process logs
+    assert log[-1]["epoch"] == 0.5  # 4 steps x 2 processes x 2 rows of 32
+    assert result.stdout.count("swift: done.") == 1

@@ -40,6 +40,9 @@ def hf_training_args(args: Any, run_dir: Path, dtype: torch.dtype, has_eval: boo
         values["activation_checkpointing_kwargs"] = values.pop("gradient_checkpointing_kwargs")
     if not torch.cuda.is_available():
         values["dataloader_pin_memory"] = False  # nothing to pin for
+    if args.ddp_backend is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # transformers leaves CPU processes unconnected unless told: gloo there, nccl on GPUs.
+        values["ddp_backend"] = "nccl" if torch.cuda.is_available() else "gloo"
     if "warmup_ratio" in known:
         values["warmup_ratio"] = args.warmup_ratio
     elif args.warmup_ratio and not args.warmup_steps:
