@@ -69,7 +69,7 @@ def prepare_model(args: Any, resume: Path | None) -> Any:
 
 def run_training(invocation: Invocation) -> int:
     from swift_data.collator import Collator
-    from swift_data.pipeline import prepare_datasets
+    from swift_data.pipeline import EncodedDataset, prepare_datasets
     from transformers import set_seed
 
     from swift_train.logging_jsonl import JsonlLogger
@@ -109,7 +109,7 @@ def run_training(invocation: Invocation) -> int:
     trainer.add_callback(JsonlLogger(run_dir / "logging.jsonl", lambda: trainer.tokens_seen))
     checkpoints.clean_staging(run_dir)
     trainer.train(resume_from_checkpoint=str(resume) if resume is not None and not args.resume_only_model else None)
-    if not isinstance(data.train, type(data.val)) and data.skips.total:
+    if not isinstance(data.train, EncodedDataset):
         data.skips.print_report()  # lazy and streaming data count their skips while training
     return summarise(trainer, run_dir, args)
 

@@ -87,7 +87,7 @@ class SwiftTrainer(Seq2SeqTrainer):
             self.optimizer = optimizer_cls(lora_plus_groups(self.model, self.swift_args), lr=self.args.learning_rate,
                                            **optimizer_kwargs)
             return self.optimizer
-        return super().create_optimizer(model) if model is not None else super().create_optimizer()
+        return super().create_optimizer(model)
 
     # -- crash-safe checkpoints -------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from swift_args.fields import arg
 from swift_args.model_names import model_suffix
-from swift_args.schema.base import ModelLoadingArguments
+from swift_args.schema.base import TRAIN_TYPES, ModelLoadingArguments
 from swift_args.schema.trainer import TrainerArguments
 from swift_args.schema.tuners import AllTunerArguments
 
@@ -65,6 +65,8 @@ class TrainArguments(ModelLoadingArguments, TrainerArguments, AllTunerArguments,
             self.output_dir = f"output/{model_suffix(self.model)}"
         if self.swanlab_exp_name is None:
             self.swanlab_exp_name = self.output_dir
+        if self.train_type == "reft" and "gradient_checkpointing" not in passed:
+            self.gradient_checkpointing = False  # the reference: ReFT is not compatible with it
 
     def _check(self) -> list[str]:
         problems = []
@@ -74,7 +76,9 @@ class TrainArguments(ModelLoadingArguments, TrainerArguments, AllTunerArguments,
             problems.append("--streaming true needs --max_steps (the dataset length is unknown)")
         if self.resume_only_model and not self.resume_from_checkpoint:
             problems.append("--resume_only_model needs --resume_from_checkpoint")
-        if self.train_type in ("full",) and self.adapters:
+        if self.train_type == "reft" and self.gradient_checkpointing:
+            problems.append("--train_type reft is not compatible with --gradient_checkpointing true")
+        if self.train_type == "full" and self.adapters:
             problems.append("--adapters cannot be combined with --train_type full; merge them first (swift merge-lora)")
         return problems
 
@@ -83,9 +87,9 @@ class TrainArguments(ModelLoadingArguments, TrainerArguments, AllTunerArguments,
 class PtArguments(TrainArguments):
     """`swift pt`: sft's arguments with pre-training defaults (full training, generation template)."""
 
-    train_type: Literal[  # type: ignore[valid-type]
-        "lora", "full", "longlora", "adalora", "llamapro", "adapter", "vera", "boft", "fourierft", "reft"
-    ] = arg("full", group="base", hot=True, help="Fine-tuning method; swift pt trains all weights by default.")
+    train_type: Literal[TRAIN_TYPES] = arg(  # type: ignore[valid-type]
+        "full", group="base", hot=True, help="Fine-tuning method; swift pt trains all weights by default."
+    )
     lazy_tokenize: bool | None = arg(True, help="Tokenize while training (pt default: true).")
     use_chat_template: bool = arg(False, group="template", help="pt uses the generation template by default.")
 

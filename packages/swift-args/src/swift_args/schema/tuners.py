@@ -249,6 +249,4 @@ class AllTunerArguments(
             problems.append(f"--lorap_lr_ratio (LoRA+) needs --train_type lora (got --train_type {train_type})")
         if self.use_dora and train_type != "lora":
             problems.append(f"--use_dora needs --train_type lora (got --train_type {train_type})")
-        if train_type == "reft" and getattr(self, "gradient_checkpointing", False) and "gradient_checkpointing" in getattr(self, "_passed", ()):
-            problems.append("--train_type reft is not compatible with --gradient_checkpointing true")
         return problems
