@@ -103,7 +103,10 @@ class SwiftTrainer(Seq2SeqTrainer):
             super()._save_checkpoint(model, trial)
         finally:
             staging_parent, self._staging_parent = self._staging_parent, None
-        self.accelerator.wait_for_everyone()
+        # Every process has written its part (each its own RNG state) before the directory moves.
+        # torch's barrier, not accelerate's: accelerate skips it when transformers made the group.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
         if not self.args.should_save:
             return
         final = run_dir / name
