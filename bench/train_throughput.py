@@ -1,6 +1,7 @@
 """Training throughput: the same LoRA run through `swift pt` and through plain transformers + peft.
 
 Run as: python bench/train_throughput.py --specs qwen2.5-7b:4096:2 qwen2.5-7b:2048:4 [--baseline PATH]
+        python bench/train_throughput.py --specs smollm2:512:4      (CPU: the built-in SmolLM2-135M)
 
 For each spec SHAPE:SEQ:BATCH, one process run measures, side by side:
   baseline  a plain transformers Trainer + peft script on random-token rows of SEQ tokens (by
@@ -19,6 +20,7 @@ import importlib.util
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -75,7 +77,7 @@ def run_swift(model_dir: Path, data: Path, seq: int, batch: int, out: Path, gpu:
     log = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
     steps = {r["global_step"]: r for r in log if "loss" in r}
     seconds = steps[STEPS]["elapsed_s"] - steps[WARM]["elapsed_s"]
-    memory = max((r.get("memory_gib", 0) for r in log), default=0)
+    memory = max((r.get("memory_gib", 0) for r in log), default=0) if gpu else _rss_gib(resource.RUSAGE_CHILDREN)
     return {"tok_s": round((STEPS - WARM) * batch * seq / seconds), "peak_gib": memory, "step_s": round(seconds / (STEPS - WARM), 3)}
 
 
@@ -108,7 +110,13 @@ def run_cpu_baseline(model_dir: Path, seq: int, batch: int) -> dict:
                              learning_rate=1e-4, save_strategy="no", report_to=[], disable_tqdm=True, logging_steps=1000)
     Trainer(model=model, args=args, train_dataset=Rows(), callbacks=[timer]).train()
     seconds = timer.times[STEPS] - timer.times[WARM]
-    return {"tok_s": round((STEPS - WARM) * batch * seq / seconds), "peak_gib": None, "step_s": round(seconds / (STEPS - WARM), 3)}
+    return {"tok_s": round((STEPS - WARM) * batch * seq / seconds), "peak_gib": _rss_gib(resource.RUSAGE_SELF),
+            "step_s": round(seconds / (STEPS - WARM), 3)}
+
+
+def _rss_gib(who: int) -> float:
+    """Peak resident memory (CPU runs): this process for the baseline, the `swift` child for ours."""
+    return round(resource.getrusage(who).ru_maxrss / 2**20, 2)
 
 
 def load_baseline(path: str | None):  # noqa: ANN201
@@ -139,7 +147,11 @@ def main() -> None:
             shape, seq, batch = spec.split(":")
             seq, batch = int(seq), int(batch)
             model_dir = Path(tmp) / shape
-            if not model_dir.exists():
+            if shape == "smollm2":  # the real built-in model (CPU runs)
+                from swift_data.models import resolve_model_dir
+
+                model_dir = resolve_model_dir("SmolLM2-135M-Instruct")
+            elif not model_dir.exists():
                 save_model(shape, model_dir, Path(options.tokenizer), "bfloat16" if gpu else "float32")
             data = Path(tmp) / f"text-{seq}.jsonl"
             write_text_rows(data, batch * STEPS * 2, seq)
