@@ -183,3 +183,22 @@ def test_two_processes_on_cpu_write_one_run(tmp_path: Path, tiny_chat_model: Pat
     assert result.stdout.count("swift: done.") == 1
     for checkpoint in ("checkpoint-2", "checkpoint-4"):  # both processes' RNG states made it in before the rename
         assert {"rng_state_0.pth", "rng_state_1.pth"} <= {p.name for p in (run_dir / checkpoint).iterdir()}
+
+
+def test_evaluation_with_generation_scores_answers(tmp_path: Path, tiny_chat_model: Path) -> None:
+    result = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "run", "--max_steps", "4", "--save_steps", "2",
+                                 "--split_dataset_ratio", "0.1", "--predict_with_generate", "true", "--max_new_tokens", "8"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    evals = [r for r in read_log(tmp_path / "run") if "eval_loss" in r]
+    assert len(evals) == 2
+    assert {"eval_rouge-l", "eval_bleu-4", "eval_token_acc"} <= set(evals[0])
+    state = json.loads((tmp_path / "run" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["best_metric"] == max(e["eval_rouge-l"] for e in evals)  # rouge-l, greater is better
+
+
+def test_evaluation_by_loss_reports_token_accuracy(tmp_path: Path, tiny_chat_model: Path) -> None:
+    result = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "run", "--max_steps", "2", "--save_steps", "2",
+                                 "--split_dataset_ratio", "0.1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (evaluation,) = [r for r in read_log(tmp_path / "run") if "eval_loss" in r]
+    assert 0 <= evaluation["eval_token_acc"] <= 1

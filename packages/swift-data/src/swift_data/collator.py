@@ -22,7 +22,8 @@ class Collator:
     packing: bool = False
 
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        return self.flatten(samples) if self.packing else self.pad(samples)
+        # Only packed rows are flattened; validation samples (never packed) are padded.
+        return self.flatten(samples) if self.packing and "position_ids" in samples[0] else self.pad(samples)
 
     def flatten(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = {

@@ -32,6 +32,8 @@ class SwiftTrainer(Seq2SeqTrainer):
         self.tokens_seen = 0
         self._accuracy = [0.0, 0]  # sum, count since the last log
         self._staging_parent: Path | None = None
+        self._eval_accuracy = [0.0, 0]
+        self._generated: tuple[list[str], list[str]] = ([], [])
 
     # -- loss and metrics ------------------------------------------------------------------
 
@@ -57,6 +59,10 @@ class SwiftTrainer(Seq2SeqTrainer):
             loss = loss * self.accelerator.num_processes  # DDP averages gradients over processes
         if self.model.training:
             self._track(inputs, logits, targets, mask)
+        else:
+            with torch.no_grad():
+                self._eval_accuracy[0] += float(((logits.argmax(-1) == targets) & mask).sum())
+                self._eval_accuracy[1] += int(mask.sum())
         return (loss, outputs) if return_outputs else loss
 
     @torch.no_grad()
@@ -77,6 +83,56 @@ class SwiftTrainer(Seq2SeqTrainer):
             logs["token_acc"] = round(self._accuracy[0] / self._accuracy[1], 6)
             self._accuracy = [0.0, 0]
         super().log(logs, start_time)
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):  # noqa: ANN001
+        if self.swift_args.predict_with_generate:
+            self._generate_answers(model, inputs)
+        with torch.no_grad():
+            loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None
+
+    @torch.no_grad()
+    def _generate_answers(self, model, inputs) -> None:  # noqa: ANN001
+        """Generate each sample's last answer from its prompt, as inference would, and keep the texts."""
+        tokenizer = self.processing_class
+        prompts, references = [], []
+        for ids, labels, attention in zip(inputs["input_ids"], inputs["labels"], inputs["attention_mask"]):
+            ids, labels = ids[attention.bool()], labels[attention.bool()]
+            trained = (labels != IGNORE).nonzero().flatten()
+            if len(trained) == 0:
+                continue
+            gaps = (trained[1:] - trained[:-1] > 1).nonzero().flatten()
+            start = int(trained[gaps[-1] + 1]) if len(gaps) else int(trained[0])  # the last answer's first token
+            prompts.append(ids[:start])
+            references.append(tokenizer.decode(ids[start:][labels[start:] != IGNORE], skip_special_tokens=True))
+        if not prompts:
+            return
+        width = max(len(p) for p in prompts)
+        pad = tokenizer.pad_token_id
+        batch = torch.stack([torch.cat([p.new_full((width - len(p),), pad), p]) for p in prompts])
+        mask = torch.stack([torch.cat([p.new_zeros(width - len(p)), p.new_ones(len(p))]) for p in prompts])
+        temperature = self.swift_args.temperature or 0.0
+        output = model.generate(input_ids=batch, attention_mask=mask, max_new_tokens=self.swift_args.max_new_tokens or 64,
+                                do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
+                                top_p=None, top_k=None, pad_token_id=pad)
+        self._generated[0].extend(tokenizer.batch_decode(output[:, width:], skip_special_tokens=True))
+        self._generated[1].extend(references)
+
+    def evaluation_loop(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        from swift_train.metrics import score
+
+        self._eval_accuracy, self._generated = [0.0, 0], ([], [])
+        output = super().evaluation_loop(*args, **kwargs)
+        prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+        if self._eval_accuracy[1]:
+            output.metrics[f"{prefix}_token_acc"] = round(self._eval_accuracy[0] / self._eval_accuracy[1], 6)
+        if self.swift_args.predict_with_generate:
+            metric = "acc" if self.swift_args.metric == "acc" else "nlg"
+            for name, value in score(metric, *self._generated).items():
+                output.metrics[f"{prefix}_{name}"] = round(value, 6)
+        return output
 
     def create_optimizer(self, model=None):  # noqa: ANN001
         if self.optimizer is None and self.swift_args.lorap_lr_ratio:
