@@ -3,9 +3,14 @@
 from swift_args.cli import run_command
 
 
+def _infer(invocation):  # noqa: ANN001, ANN202
+    from swift_infer.infer import run_infer
+
+    return run_infer(invocation)
+
+
 def infer(argv: list[str]) -> int:
-    # Arguments are parsed and checked now; the command itself lands with issue #5.
-    return run_command("infer", argv, None)
+    return run_command("infer", argv, _infer)
 
 
 def deploy(argv: list[str]) -> int:

@@ -121,7 +121,7 @@ class SwiftTrainer(Seq2SeqTrainer):
         self._generated[1].extend(references)
 
     def evaluation_loop(self, *args, **kwargs):  # noqa: ANN002, ANN003
-        from swift_train.metrics import score
+        from swift_infer.metrics import score
 
         self._eval_accuracy, self._generated = [0.0, 0], ([], [])
         output = super().evaluation_loop(*args, **kwargs)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from swift_train.metrics import bleu4, rouge_l, score, words
+from swift_infer.metrics import bleu4, rouge_l, score, words
 
 
 def test_words_split_cjk_characters() -> None:

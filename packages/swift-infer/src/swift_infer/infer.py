@@ -1,0 +1,154 @@
+"""`swift infer`: chat with a model in the terminal, or run it over a dataset into a jsonl file.
+
+Run as: swift infer --adapters output/<model>/vN-.../checkpoint-N     (interactive)
+        swift infer --model M --val_dataset data.jsonl --result_path out.jsonl --metric rouge
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from swift_args import ArgumentError, Invocation
+from swift_data.datasets.load import DataOptions, load_dataset_rows
+from swift_data.preprocess.conversation import Conversation
+from swift_data.preprocess.formats import rename_columns, to_conversation
+from swift_data.skips import SkipCounter, SkippedRow
+from swift_data.templates.encode import Encoder, EncoderOptions
+
+from swift_infer.engines import GenerationSettings, PtEngine
+
+HELP = "commands: /clear forgets the conversation, /system TEXT sets the system prompt (/system alone resets it), /quit"
+
+
+def load_engine(args: Any) -> PtEngine:
+    from swift_infer.loading import load_model
+
+    if args.infer_backend != "pt":
+        raise ArgumentError(f"--infer_backend {args.infer_backend} is not available yet in this release; use pt")
+    loaded = load_model(args)
+    model = loaded.model
+    if args.adapters:
+        from peft import PeftModel
+
+        for index, adapter in enumerate(args.adapters):
+            name, _, path = adapter.rpartition("=")
+            name = name or f"adapter_{index}"
+            if index == 0:
+                model = PeftModel.from_pretrained(model, path, adapter_name=name)
+            else:
+                model.load_adapter(path, adapter_name=name)
+    return PtEngine(model, loaded.tokenizer, Encoder(loaded.tokenizer, EncoderOptions.from_args(args)))
+
+
+def default_result_path(args: Any) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    anchor = args.adapters[0].rpartition("=")[2] if args.adapters else args.model
+    if anchor and Path(anchor).is_dir() and ((Path(anchor) / "args.json").is_file() or (Path(anchor).parent / "args.json").is_file()):
+        return Path(anchor) / "infer_result" / f"{stamp}.jsonl"
+    return Path("result") / f"{stamp}.jsonl"
+
+
+def dataset_rows(args: Any) -> list[Any]:
+    """--val_dataset, or with load_data_args the training run's own validation split."""
+    if args.val_dataset:
+        options = DataOptions.from_args(args)
+        options = DataOptions(**{**options.__dict__, "dataset": [], "val_dataset": args.val_dataset})
+        return load_dataset_rows(options).val
+    return load_dataset_rows(DataOptions.from_args(args)).val
+
+
+def split_label(conversation: Conversation) -> tuple[Conversation, str | None]:
+    messages = conversation.messages
+    if messages and messages[-1]["role"] == "assistant":
+        return Conversation(messages[:-1], tools=conversation.tools), messages[-1]["content"]
+    return conversation, None
+
+
+def run_dataset(engine: PtEngine, args: Any) -> int:
+    rows = dataset_rows(args)
+    if args.val_dataset_sample is not None:
+        rows = rows[: args.val_dataset_sample]
+    path = Path(args.result_path) if args.result_path else default_result_path(args)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = sum(1 for _ in open(path, encoding="utf-8")) if path.is_file() else 0  # continue an interrupted run
+    skips = SkipCounter(strict=args.strict)
+    work: list[tuple[Conversation, str | None]] = []
+    for row in rows[done:]:
+        try:
+            if row.error is not None:
+                raise row.error
+            work.append(split_label(to_conversation(rename_columns(row.data, args.columns), row.where, require_response=False)))
+        except SkippedRow as skipped:
+            skips.skip(row.where, skipped)
+    settings = GenerationSettings.from_args(args)
+    with open(path, "a", encoding="utf-8") as out:
+        for start in range(0, len(work), args.max_batch_size):
+            batch = work[start : start + args.max_batch_size]
+            for (conversation, label), response in zip(batch, engine.generate([c for c, _ in batch], settings)):
+                record = {"messages": conversation.messages, "response": response, "labels": label}
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.flush()
+    if skips.total:
+        skips.print_report()
+    print(f"swift: {len(rows)} results in {path}" + (f" ({done} from an earlier run)" if done else ""))
+    if args.metric:
+        print(f"swift: {args.metric}: {json.dumps(score_results(path, args.metric))}")
+    return 0
+
+
+def score_results(path: Path, metric: str) -> dict[str, float]:
+    """Score every result that has a label; stored beside the results as <name>.metric.json."""
+    from swift_infer.metrics import score
+
+    records = [json.loads(line) for line in open(path, encoding="utf-8")]
+    pairs = [(r["response"], r["labels"]) for r in records if r.get("labels") is not None]
+    scores = score("acc" if metric == "acc" else "nlg", [p for p, _ in pairs], [r for _, r in pairs])
+    scores["count"] = len(pairs)
+    path.with_suffix(".metric.json").write_text(json.dumps(scores, indent=2) + "\n")
+    return scores
+
+
+def run_interactive(engine: PtEngine, args: Any) -> int:
+    settings = GenerationSettings.from_args(args)
+    system = engine.encoder.system
+    messages: list[dict[str, str]] = []
+    print(HELP)
+    while True:
+        try:
+            query = input("<<< ")
+        except EOFError:
+            print()
+            return 0
+        if query.strip() in ("/quit", "/exit"):
+            return 0
+        if query.strip() == "/clear":
+            messages = []
+            continue
+        if query.startswith("/system"):
+            system = query[len("/system"):].strip() or engine.encoder.system
+            messages = []
+            continue
+        conversation = Conversation(([{"role": "system", "content": system}] if system else []) + messages
+                                    + [{"role": "user", "content": query}])
+        print(">>> ", end="", flush=True)
+        if args.stream:
+            response = ""
+            for piece in engine.stream(conversation, settings):
+                print(piece, end="", flush=True)
+                response += piece
+            print()
+        else:
+            response = engine.generate([conversation], settings)[0]
+            print(response)
+        messages += [{"role": "user", "content": query}, {"role": "assistant", "content": response}]
+
+
+def run_infer(invocation: Invocation) -> int:
+    args = invocation.args
+    engine = load_engine(args)
+    if args.val_dataset or (args.load_data_args and args.dataset):
+        return run_dataset(engine, args)
+    return run_interactive(engine, args)
