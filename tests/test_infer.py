@@ -52,3 +52,28 @@ def test_terminal_chat_keeps_history_and_obeys_commands(tmp_path: Path) -> None:
     first, _, after_clear, as_pirate = [a for a in result.stdout.split("<<< ") if a.startswith(">>> ")]
     assert after_clear == first  # /clear forgot the conversation (greedy answers are deterministic)
     assert as_pirate != first  # the new system prompt is in effect
+
+
+def test_merge_lora_answers_like_base_plus_adapter(tmp_path: Path, tiny_chat_model: Path) -> None:
+    trained = run_swift("sft", "--model", str(tiny_chat_model), "--dataset", "general-instructions#16", "--max_steps", "2",
+                        "--save_steps", "2", "--learning_rate", "1e-2", "--split_dataset_ratio", "0", "--report_to", "none",
+                        "--output_dir", str(tmp_path / "run"), "--add_version", "false")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    adapter = tmp_path / "run" / "checkpoint-2"
+    merged = run_swift("merge-lora", "--adapters", str(adapter))
+    assert merged.returncode == 0, merged.stderr[-2000:]
+    merged_dir = Path(f"{adapter}-merged")
+    assert {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json", "args.json"} <= {
+        p.name for p in merged_dir.iterdir()}
+    again = run_swift("merge-lora", "--adapters", str(adapter))
+    assert again.returncode == 2 and "exists and is not empty; pass --exist_ok true" in again.stderr
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"query": "What is the capital of France?"}) + "\n")
+    answers = []
+    for source in (["--adapters", str(adapter)], ["--model", str(merged_dir)]):
+        out = tmp_path / f"{len(answers)}.jsonl"
+        result = run_swift("infer", *source, "--val_dataset", str(data), "--result_path", str(out), "--temperature", "0",
+                           "--max_new_tokens", "12")
+        assert result.returncode == 0, result.stderr[-2000:]
+        answers.append(json.loads(out.read_text())["response"])
+    assert answers[0] == answers[1]

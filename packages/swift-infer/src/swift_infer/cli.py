@@ -23,6 +23,11 @@ def sample(argv: list[str]) -> int:
     return run_command("sample", argv, None)
 
 
+def _merge(invocation):  # noqa: ANN001, ANN202
+    from swift_infer.merge import run_merge
+
+    return run_merge(invocation)
+
+
 def merge_lora(argv: list[str]) -> int:
-    # Arguments are parsed and checked now; the command itself lands with issue #5.
-    return run_command("merge-lora", argv, None)
+    return run_command("merge-lora", argv, _merge)

@@ -1,0 +1,45 @@
+"""`swift merge-lora` (= `swift export --merge_lora true`): adapter + base -> one plain model directory.
+
+Run as: swift merge-lora --adapters output/<model>/vN-.../checkpoint-N
+The result (`<checkpoint>-merged` unless --output_dir says otherwise) holds safetensors shards,
+the tokenizer with its chat template, the generation config and an args.json, so every later
+stage loads it as `--model` like any other model.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from swift_args import ArgumentError, Invocation, save_args
+
+
+def run_merge(invocation: Invocation) -> int:
+    from peft import PeftModel
+
+    from swift_infer.loading import load_model
+
+    args = invocation.args
+    output = Path(args.output_dir)
+    if output.exists() and any(output.iterdir()) and not args.exist_ok:
+        raise ArgumentError(f"--output_dir {output} exists and is not empty; pass --exist_ok true to overwrite it")
+    adapter = args.adapters[0].rpartition("=")[2]
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise ArgumentError(f"--adapters {adapter}: no adapter_config.json there; is it a LoRA checkpoint?")
+    loaded = load_model(args, device="cpu")  # merging needs no accelerator, and never runs out of its memory
+    model = PeftModel.from_pretrained(loaded.model, adapter).merge_and_unload()
+    if args.torch_dtype is None and loaded.info.torch_dtype:  # merged in float32, saved as the base was
+        model = model.to(getattr(torch, str(loaded.info.torch_dtype).replace("torch.", "")))
+    staging = output.with_name(f".{output.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging, safe_serialization=args.safe_serialization, max_shard_size=args.max_shard_size)
+    loaded.tokenizer.save_pretrained(staging)
+    args.model, args.adapters = str(output), []
+    save_args(args, staging, invocation.command.name)
+    if output.exists():
+        shutil.rmtree(output)
+    staging.rename(output)  # complete, or not there at all
+    print(f"swift: merged {adapter} into {output}; next: swift infer --model {output}", file=sys.stderr)
+    return 0
