@@ -129,6 +129,11 @@ def specs(cls: type) -> dict[str, ArgSpec]:
     return result
 
 
+def pick_fields(cls: type, source: Any) -> dict[str, Any]:
+    """The values of `cls`'s dataclass fields that `source` has: an options object from any command's args."""
+    return {f.name: getattr(source, f.name) for f in dataclasses.fields(cls) if hasattr(source, f.name)}
+
+
 def type_name(tp: Any) -> str:
     """A short human name for a type, used in error messages and help."""
     tp_inner = strip_optional(tp)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from swift_args.fields import pick_fields
 
 from swift_data.datasets.builtin import find_builtin_dataset
 from swift_data.datasets.load import DataOptions, load_dataset_rows
@@ -51,7 +52,7 @@ class PipelineOptions:
 
     @classmethod
     def from_args(cls, args: Any) -> PipelineOptions:
-        values = {f: getattr(args, f) for f in cls.__dataclass_fields__ if hasattr(args, f)}
+        values = pick_fields(cls, args)
         values["lazy_tokenize"] = bool(values.get("lazy_tokenize"))
         return cls(**values)
 

@@ -10,19 +10,10 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from swift_data.models import detect_model_info, resolve_model_dir
+from swift_data.models import load_tokenizer, model_for_args
 from swift_data.templates.encode import IGNORE
 
 _GREEN, _RESET = "\x1b[32m", "\x1b[0m"
-
-
-def load_tokenizer(args: Any) -> tuple[Any, Any]:
-    """The tokenizer and ModelInfo for a command's --model (any form resolve_model_dir accepts)."""
-    from transformers import AutoTokenizer
-
-    model_dir = resolve_model_dir(args.model, use_hf=args.use_hf, revision=args.model_revision, hub_token=args.hub_token)
-    info = detect_model_info(model_dir, args.model_type, args.template)
-    return AutoTokenizer.from_pretrained(model_dir), info
 
 
 def _pieces(sample: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -60,7 +51,8 @@ def show_samples(args: Any, count: int, out: TextIO | None = None) -> int:
     from swift_data.pipeline import prepare_datasets
 
     out = out or sys.stdout
-    tokenizer, info = load_tokenizer(args)
+    model_dir, info = model_for_args(args)
+    tokenizer = load_tokenizer(model_dir)
     data = prepare_datasets(args, tokenizer, max_length=info.max_model_len)
     color = out.isatty()
     shown = 0

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from swift_args import ArgumentError
-from swift_data.models import ModelInfo, detect_model_info, resolve_model_dir
+from swift_data.models import ModelInfo, load_tokenizer, model_for_args
 
-_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 _ATTN = {"flash_attn": "flash_attention_2", "sdpa": "sdpa", "eager": "eager", "flex_attention": "flex_attention"}
 
 
@@ -31,7 +30,7 @@ class LoadedModel:
 def choose_dtype(requested: str | None, info: ModelInfo, device: str, say: Any = None) -> torch.dtype:
     """--torch_dtype, else config.json's; on a CPU, half precision becomes float32 (and we say so)."""
     name = requested or info.torch_dtype or "float32"
-    dtype = _DTYPES.get(str(name).replace("torch.", ""), torch.float32)
+    dtype = DTYPES.get(str(name).replace("torch.", ""), torch.float32)
     if device == "cpu" and dtype != torch.float32 and requested is None:
         (say or _say)(f"no GPU: using float32 instead of {name} (half precision is slow or unsupported on CPUs); "
                       "pass --torch_dtype to choose")
@@ -51,23 +50,13 @@ def _say(message: str) -> None:
     print(f"swift: {message}", file=sys.stderr)
 
 
-def load_tokenizer(model_dir: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token  # batches need a pad id; padded positions are masked
-    return tokenizer
-
-
 def load_model(args: Any, *, device: str | None = None, say: Any = None) -> LoadedModel:
     """Resolve --model, read its type and template, and load weights and tokenizer."""
     from transformers import AutoModelForCausalLM
 
     if args.model is None:
         raise ArgumentError("--model is required")
-    model_dir = resolve_model_dir(args.model, use_hf=args.use_hf, revision=args.model_revision, hub_token=args.hub_token)
-    info = detect_model_info(model_dir, args.model_type, args.template)
+    model_dir, info = model_for_args(args)
     device = device or default_device()
     dtype = choose_dtype(args.torch_dtype, info, device.split(":")[0], say)
     kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": _ATTN.get(args.attn_impl or "sdpa")}
@@ -106,11 +95,11 @@ def quantization_config(args: Any, dtype: torch.dtype) -> Any:
             raise ArgumentError("--quant_method bnb needs bitsandbytes: pip install 'swift-infer[bnb]'") from None
         from transformers import BitsAndBytesConfig
 
-        compute = _DTYPES.get(args.bnb_4bit_compute_dtype or "", dtype)
+        compute = DTYPES.get(args.bnb_4bit_compute_dtype or "", dtype)
         return BitsAndBytesConfig(
             load_in_4bit=args.quant_bits == 4, load_in_8bit=args.quant_bits == 8, bnb_4bit_compute_dtype=compute,
             bnb_4bit_quant_type=args.bnb_4bit_quant_type, bnb_4bit_use_double_quant=args.bnb_4bit_use_double_quant,
-            bnb_4bit_quant_storage=_DTYPES.get(args.bnb_4bit_quant_storage or "", None),
+            bnb_4bit_quant_storage=DTYPES.get(args.bnb_4bit_quant_storage or "", None),
         )
     if args.quant_method == "hqq":
         from transformers import HqqConfig

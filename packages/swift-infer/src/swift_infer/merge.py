@@ -19,7 +19,7 @@ from swift_args import ArgumentError, Invocation, save_args
 def run_merge(invocation: Invocation) -> int:
     from peft import PeftModel
 
-    from swift_infer.loading import load_model
+    from swift_infer.loading import DTYPES, load_model
 
     args = invocation.args
     output = Path(args.output_dir)
@@ -31,7 +31,7 @@ def run_merge(invocation: Invocation) -> int:
     loaded = load_model(args, device="cpu")  # merging needs no accelerator, and never runs out of its memory
     model = PeftModel.from_pretrained(loaded.model, adapter).merge_and_unload()
     if args.torch_dtype is None and loaded.info.torch_dtype:  # merged in float32, saved as the base was
-        model = model.to(getattr(torch, str(loaded.info.torch_dtype).replace("torch.", "")))
+        model = model.to(DTYPES.get(str(loaded.info.torch_dtype).replace("torch.", ""), torch.float32))
     staging = output.with_name(f".{output.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging, safe_serialization=args.safe_serialization, max_shard_size=args.max_shard_size)

@@ -5,6 +5,7 @@ Run as: swift sft --model SmolLM2-135M-Instruct --dataset self-cognition#500 --m
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -51,13 +52,13 @@ def prepare_model(args: Any, resume: Path | None) -> Any:
 
     from swift_train.tuners import prepare_full, prepare_lora
 
-    loaded = load_model(args)
+    weights_only = resume is not None and args.resume_only_model
+    # A full checkpoint is a whole model: load it instead of the base, not on top of it.
+    loaded = load_model(dataclasses.replace(args, model=str(resume)) if weights_only and args.train_type == "full" else args)
     if args.train_type == "full":
-        if resume is not None and args.resume_only_model:
-            loaded.model = type(loaded.model).from_pretrained(resume, dtype=loaded.dtype).to(loaded.model.device)
         loaded.model = prepare_full(loaded.model, args)
     elif args.train_type == "lora":
-        if resume is not None and args.resume_only_model:
+        if weights_only:
             args.adapters = [str(resume)]
         loaded.model = prepare_lora(loaded.model, args)
     else:

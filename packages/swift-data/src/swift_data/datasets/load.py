@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from swift_args import ArgumentError
+from swift_args.fields import pick_fields
 
 from swift_data.datasets.builtin import BUILTIN_DATASETS, find_builtin_dataset, read_builtin
 from swift_data.datasets.hub import read_hub_dataset
@@ -34,7 +35,7 @@ class DataOptions:
 
     @classmethod
     def from_args(cls, args: Any) -> DataOptions:
-        return cls(**{f: getattr(args, f) for f in cls.__dataclass_fields__ if hasattr(args, f)})
+        return cls(**pick_fields(cls, args))
 
 
 def iter_spec_rows(spec: DatasetSpec, options: DataOptions) -> Iterator[RawRow]:

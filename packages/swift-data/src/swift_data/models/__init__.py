@@ -5,6 +5,22 @@ from swift_data.models.detect import TEMPLATES, ModelInfo, detect_model_info
 from swift_data.models.gguf import ensure_converted
 from swift_data.models.resolve import latest_checkpoint, resolve_model_dir
 
+
+def model_for_args(args: object) -> tuple:
+    """(model directory, ModelInfo) for a command's --model, --model_type, --template and hub options."""
+    model_dir = resolve_model_dir(args.model, use_hf=args.use_hf, revision=args.model_revision, hub_token=args.hub_token)
+    return model_dir, detect_model_info(model_dir, args.model_type, args.template)
+
+
+def load_tokenizer(model_dir: object) -> object:
+    """The model's tokenizer, with a pad token (batches need one; padded positions are masked)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
 __all__ = [
     "BUILTIN_MODELS",
     "TEMPLATES",
@@ -13,5 +29,7 @@ __all__ = [
     "ensure_converted",
     "find_builtin",
     "latest_checkpoint",
+    "load_tokenizer",
+    "model_for_args",
     "resolve_model_dir",
 ]

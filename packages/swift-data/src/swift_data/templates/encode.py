@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from swift_args import ArgumentError
+from swift_args.fields import pick_fields
 
 from swift_data.preprocess.conversation import Conversation
 from swift_data.skips import NO_TRAINED_TOKENS, TOO_LONG, SkippedRow
@@ -50,7 +51,7 @@ class EncoderOptions:
 
     @classmethod
     def from_args(cls, args: Any) -> EncoderOptions:
-        return cls(**{f: getattr(args, f) for f in cls.__dataclass_fields__ if hasattr(args, f)})
+        return cls(**pick_fields(cls, args))
 
 
 def read_system(value: str | None) -> str | None:

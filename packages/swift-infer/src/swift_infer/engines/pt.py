@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from swift_args.fields import pick_fields
 from swift_data.preprocess.conversation import Conversation
 from swift_data.templates.encode import Encoder
 
@@ -26,7 +27,7 @@ class GenerationSettings:
 
     @classmethod
     def from_args(cls, args: Any) -> GenerationSettings:
-        return cls(**{f: getattr(args, f) for f in cls.__dataclass_fields__ if hasattr(args, f)})
+        return cls(**pick_fields(cls, args))
 
     def generate_kwargs(self, model: Any) -> dict[str, Any]:
         config = model.generation_config

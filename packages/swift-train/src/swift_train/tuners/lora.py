@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from swift_args import ArgumentError
-
-_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+from swift_infer.loading import DTYPES
 
 
 def _init_weights(value: str) -> bool | str:
@@ -50,7 +48,7 @@ def prepare_lora(model: Any, args: Any) -> Any:
     if args.lora_dtype is not None:
         for name, parameter in model.named_parameters():
             if "lora_" in name:
-                parameter.data = parameter.data.to(_DTYPES[args.lora_dtype])
+                parameter.data = parameter.data.to(DTYPES[args.lora_dtype])
     if args.gradient_checkpointing:
         model.enable_input_require_grads()  # checkpointed frozen embeddings still pass gradients on
     return model
