@@ -25,3 +25,48 @@ def only_run_dir(output_dir: Path) -> Path:
     runs = [p for p in output_dir.iterdir() if p.is_dir()]
     assert len(runs) == 1, runs
     return runs[0]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`swift deploy ...` running in the background on a free loopback port; its output goes to `log`."""
+
+    def __init__(self, *args: str, log: Path, python: str | None = None, timeout: int = 300):
+        import time
+
+        import httpx2 as httpx
+
+        self.port, self.log = free_port(), log
+        swift = str(Path(python).with_name("swift")) if python else SWIFT
+        self.process = subprocess.Popen([swift, "deploy", *args, "--host", "127.0.0.1", "--port", str(self.port)],
+                                        stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True,
+                                        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"swift deploy exited with {self.process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                httpx.get(f"{self.url}/models", timeout=2)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"swift deploy did not answer within {timeout}s:\n{log.read_text()[-3000:]}")
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()

@@ -13,14 +13,24 @@ def infer(argv: list[str]) -> int:
     return run_command("infer", argv, _infer)
 
 
+def _deploy(invocation):  # noqa: ANN001, ANN202
+    from swift_infer.deploy import run_deploy
+
+    return run_deploy(invocation)
+
+
 def deploy(argv: list[str]) -> int:
-    # Arguments are parsed and checked now; the command itself lands with issue #5.
-    return run_command("deploy", argv, None)
+    return run_command("deploy", argv, _deploy)
+
+
+def _sample(invocation):  # noqa: ANN001, ANN202
+    from swift_infer.sample import run_sample
+
+    return run_sample(invocation)
 
 
 def sample(argv: list[str]) -> int:
-    # Arguments are parsed and checked now; the command itself lands with issue #5.
-    return run_command("sample", argv, None)
+    return run_command("sample", argv, _sample)
 
 
 def _merge(invocation):  # noqa: ANN001, ANN202

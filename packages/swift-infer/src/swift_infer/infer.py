@@ -23,24 +23,47 @@ from swift_infer.engines import GenerationSettings, PtEngine
 HELP = "commands: /clear forgets the conversation, /system TEXT sets the system prompt (/system alone resets it), /quit"
 
 
-def load_engine(args: Any) -> PtEngine:
+def load_engine(args: Any, serve: bool = False) -> PtEngine:
+    """The model with its adapters behind the pt engine.
+
+    `swift infer` answers with the first adapter. A server (`serve`) answers its default model with
+    the unnamed adapters only; each `name=path` adapter is a model of its own.
+    """
+    from swift_infer.engines.batcher import BASE_MODEL
     from swift_infer.loading import load_model
 
     if args.infer_backend != "pt":
         raise ArgumentError(f"--infer_backend {args.infer_backend} is not available yet in this release; use pt")
     loaded = load_model(args)
-    model = loaded.model
-    if args.adapters:
+    pairs = adapter_names(args.adapters)
+    model = load_adapters(loaded.model, pairs)
+    default = pairs[0][0] if pairs else None
+    if serve and pairs:
+        default = next((name for name, _, named in pairs if not named), BASE_MODEL)
+    return PtEngine(model, loaded.tokenizer, Encoder(loaded.tokenizer, EncoderOptions.from_args(args)),
+                    max_batch_size=args.max_batch_size, default_adapter=default)
+
+
+def adapter_names(adapters: list[str]) -> list[tuple[str, str, bool]]:
+    """(name, path, named) per `name=path` or bare path (named adapter_<i>), in command-line order."""
+    pairs = []
+    for index, adapter in enumerate(adapters):
+        name, _, path = adapter.rpartition("=")
+        pairs.append((name or f"adapter_{index}", path, bool(name)))
+    return pairs
+
+
+def load_adapters(model: Any, pairs: list[tuple[str, str, bool]]) -> Any:
+    """Attach every adapter to one PeftModel; requests pick theirs by name."""
+    if pairs:
         from peft import PeftModel
 
-        for index, adapter in enumerate(args.adapters):
-            name, _, path = adapter.rpartition("=")
-            name = name or f"adapter_{index}"
+        for index, (name, path, _) in enumerate(pairs):
             if index == 0:
                 model = PeftModel.from_pretrained(model, path, adapter_name=name)
             else:
                 model.load_adapter(path, adapter_name=name)
-    return PtEngine(model, loaded.tokenizer, Encoder(loaded.tokenizer, EncoderOptions.from_args(args)))
+    return model
 
 
 def default_result_path(args: Any) -> Path:
@@ -85,18 +108,30 @@ def run_dataset(engine: PtEngine, args: Any) -> int:
             skips.skip(row.where, skipped)
     settings = GenerationSettings.from_args(args)
     with open(path, "a", encoding="utf-8") as out:
-        for start in range(0, len(work), args.max_batch_size):
-            batch = work[start : start + args.max_batch_size]
-            for (conversation, label), response in zip(batch, engine.generate([c for c, _ in batch], settings)):
-                record = {"messages": conversation.messages, "response": response, "labels": label}
+        # Everything is queued at once; the engine keeps max_batch_size requests in flight and
+        # results are written in dataset order, each as soon as it and those before it are done.
+        step = len(work) if settings.num_beams == 1 else args.max_batch_size
+        for start in range(0, len(work), max(step, 1)):
+            batch = work[start : start + step]
+            for (conversation, label), done_ in zip(batch, engine.complete_iter([c for c, _ in batch], settings)):
+                record = {"messages": conversation.messages, "response": done_.text, "labels": label}
+                if settings.logprobs or settings.top_logprobs:
+                    record["logprobs"] = logprobs_record(engine.tokenizer, done_)
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            out.flush()
+                out.flush()
     if skips.total:
         skips.print_report()
     print(f"swift: {len(rows)} results in {path}" + (f" ({done} from an earlier run)" if done else ""))
     if args.metric:
         print(f"swift: {args.metric}: {json.dumps(score_results(path, args.metric))}")
     return 0
+
+
+def logprobs_record(tokenizer: Any, completion: Any) -> list[dict[str, Any]]:
+    """OpenAI's shape: one entry per generated token with its logprob and the top alternatives."""
+    return [{"token": tokenizer.decode([c.token]), "logprob": c.logprob,
+             "top_logprobs": [{"token": tokenizer.decode([t]), "logprob": lp} for t, lp in c.top]}
+            for c in completion.tokens]
 
 
 def score_results(path: Path, metric: str) -> dict[str, float]:

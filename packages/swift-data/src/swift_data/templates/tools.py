@@ -8,6 +8,7 @@ exchange is plain chat the template can render.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 REACT_EN = """Answer the following questions as best you can. You have access to the following tools:
@@ -124,3 +125,40 @@ def inline_tools(messages: list[dict[str, Any]], tools: list[dict[str, Any]], st
         else:
             out.append(dict(message))
     return out
+
+
+_NATIVE_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
+_REACT_CALL = re.compile(r"Action:\s*(?P<name>[^\n]+?)\s*\nAction Input:\s*(?P<args>.*?)(?=\nObservation:|\nThought:|\nAction:|\Z)", re.S)
+_QWEN_CALL = re.compile(r"✿FUNCTION✿:\s*(?P<name>[^\n]+?)\s*\n✿ARGS✿:\s*(?P<args>.*?)(?=\n✿RESULT✿|\n✿FUNCTION✿|\n✿RETURN✿|\Z)", re.S)
+
+
+def _as_call(name: str, arguments: Any) -> dict[str, Any]:
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    return {"type": "function", "function": {"name": name.strip(), "arguments": arguments.strip()}}
+
+
+def parse_tool_calls(text: str, style: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """Tool calls in a model's answer, in OpenAI's shape, and the text before the first of them.
+
+    `style` None: the template's own format (`<tool_call>{json}</tool_call>`, as Qwen2.5 and
+    Hermes-style templates write it); otherwise the --tools_prompt style the prompt asked for.
+    """
+    calls: list[dict[str, Any]] = []
+    if style is None:
+        for match in _NATIVE_CALL.finditer(text):
+            try:
+                call = json.loads(match.group(1))
+            except json.JSONDecodeError:
+                continue
+            if isinstance(call, dict) and "name" in call:
+                calls.append(_as_call(call["name"], call.get("arguments", call.get("parameters", {}))))
+        first = _NATIVE_CALL.search(text)
+    else:
+        pattern = _QWEN_CALL if style == "qwen" else _REACT_CALL
+        for match in pattern.finditer(text):
+            calls.append(_as_call(match.group("name"), match.group("args")))
+        first = pattern.search(text)
+    if not calls:
+        return text, []
+    return text[: first.start()].strip(), calls

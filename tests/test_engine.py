@@ -1,0 +1,106 @@
+"""The pt engine's continuous batching, checked against transformers' own `generate`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+QUESTIONS = ["What is the capital of France?", "Hi", "Write a long story about a dragon and a knight in a castle.",
+             "2+2?", "Name three colours.", "Why is the sky blue?"]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_chat_model: Path):  # noqa: ANN201
+    from swift_data.models import load_tokenizer
+    from swift_data.templates.encode import Encoder, EncoderOptions
+    from swift_infer.engines import PtEngine
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(tiny_chat_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_chat_model, dtype=torch.float32)
+    return PtEngine(model, tokenizer, Encoder(tokenizer, EncoderOptions()), max_batch_size=4)
+
+
+def _conversation(text: str):  # noqa: ANN202
+    from swift_data.preprocess.conversation import Conversation
+
+    return Conversation([{"role": "user", "content": text}])
+
+
+def _reference(engine, prompt: list[int], max_new_tokens: int) -> list[int]:  # noqa: ANN001
+    """transformers' greedy generate, one prompt alone: the answer batching must not change."""
+    ids = torch.tensor([prompt])
+    out = engine.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                max_new_tokens=max_new_tokens, pad_token_id=engine.batcher.pad_id,
+                                temperature=None, top_p=None, top_k=None)
+    tokens = out[0, len(prompt):].tolist()
+    for i, token in enumerate(tokens):
+        if token in engine.stop_token_ids:
+            return tokens[:i]
+    return tokens
+
+
+def test_batched_greedy_answers_equal_generate_one_at_a_time(engine) -> None:  # noqa: ANN001
+    from swift_infer.engines import GenerationSettings
+
+    # Different lengths, more requests than slots: rows join and leave the batch mid-flight.
+    settings = [GenerationSettings(temperature=0, max_new_tokens=n) for n in (5, 17, 30, 9, 23, 12)]
+    prompts = [engine.prompt_ids(_conversation(q)) for q in QUESTIONS]
+    handles = [engine.submit(p, s) for p, s in zip(prompts, settings)]
+    results = [h.result() for h in handles]
+    for prompt, setting, result in zip(prompts, settings, results):
+        expected = _reference(engine, prompt, setting.max_new_tokens)
+        assert [c.token for c in result.tokens][: len(expected)] == expected
+        assert result.finish_reason == ("length" if len(expected) == setting.max_new_tokens else "stop")
+        assert result.prompt_tokens == len(prompt)
+
+
+def test_a_short_request_does_not_wait_for_a_long_one(engine) -> None:  # noqa: ANN001
+    from swift_infer.engines import GenerationSettings
+
+    long = engine.submit(engine.prompt_ids(_conversation(QUESTIONS[2])), GenerationSettings(temperature=0, max_new_tokens=400))
+    time.sleep(0.05)
+    short = engine.submit(engine.prompt_ids(_conversation("Hi")), GenerationSettings(temperature=0, max_new_tokens=3))
+    short.result()
+    assert not long.cancelled.is_set()
+    deltas = list(long.deltas())  # the long one is still running when the short one is back
+    assert deltas[-1].finish_reason in ("length", "stop") and sum(len(d.tokens) for d in deltas) > 3
+
+
+def test_stop_words_are_kept_and_eos_removed_logprobs_and_seeds(engine) -> None:  # noqa: ANN001
+    from swift_infer.engines import GenerationSettings
+
+    prompt = engine.prompt_ids(_conversation(QUESTIONS[0]))
+    free = engine.submit(prompt, GenerationSettings(temperature=0, max_new_tokens=20)).result()
+    word = free.text[3:6]
+    cut = engine.submit(prompt, GenerationSettings(temperature=0, max_new_tokens=20, stop_words=[word])).result()
+    assert cut.text == free.text[: free.text.find(word) + len(word)] and cut.finish_reason == "stop"
+
+    scored = engine.submit(prompt, GenerationSettings(temperature=0, max_new_tokens=4, top_logprobs=3)).result()
+    for choice in scored.tokens:
+        assert choice.logprob is not None and choice.logprob <= 0
+        assert len(choice.top) == 3 and choice.top[0][0] == choice.token  # greedy picks the most likely token
+        assert choice.top[0][1] == pytest.approx(choice.logprob)
+
+    sampled = [engine.submit(prompt, GenerationSettings(temperature=1.0, max_new_tokens=8, seed=s)).result().text
+               for s in (1, 1, 2)]
+    assert sampled[0] == sampled[1] != sampled[2]
+
+
+def test_streamed_text_equals_the_whole_answer_and_cancel_frees_the_slot(engine) -> None:  # noqa: ANN001
+    from swift_infer.engines import GenerationSettings
+
+    conversation = _conversation(QUESTIONS[4])
+    settings = GenerationSettings(temperature=0, max_new_tokens=25)
+    assert "".join(engine.stream(conversation, settings)) == engine.generate([conversation], settings)[0]
+    handle = engine.submit(engine.prompt_ids(conversation), GenerationSettings(temperature=0, max_new_tokens=1000))
+    next(iter(handle.deltas()))
+    handle.cancel()
+    assert list(handle.deltas())[-1].finish_reason == "cancelled"
+    deadline = time.time() + 5
+    while engine.batcher.load != (0, 0) and time.time() < deadline:
+        time.sleep(0.01)
+    assert engine.batcher.load == (0, 0)
