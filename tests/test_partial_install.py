@@ -70,3 +70,30 @@ def test_serving_install_pulls_no_sibling(serving_venv: Path) -> None:
     code = "import importlib.util as u; print([m for m in ('swift_train', 'swift_export', 'swift_eval', 'swift_app') if u.find_spec(m)])"
     out = subprocess.run([str(serving_venv / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_serving_install_serves_an_adapter_trained_elsewhere(serving_venv: Path, tiny_chat_model: Path, tmp_path: Path) -> None:
+    """swift-train in this environment writes the run; the serving venv (no swift-train) serves it unchanged."""
+    import openai
+    from swift_e2e import Server, run_swift
+
+    run = tmp_path / "run"
+    trained = run_swift("sft", "--model", str(tiny_chat_model), "--dataset", "general-instructions#16",
+                        "--split_dataset_ratio", "0", "--per_device_train_batch_size", "2", "--learning_rate", "1e-2",
+                        "--max_steps", "4", "--save_steps", "4", "--output_dir", str(run), "--add_version", "false",
+                        "--report_to", "none", "--gradient_checkpointing", "false")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    question = [{"role": "user", "content": "Name a primary colour."}]
+    answers = {}
+    for where, python in (("here", None), ("serving", str(serving_venv / "bin" / "python"))):
+        # --adapters alone: the base model and template come from the run's args.json.
+        server = Server("--adapters", str(run / "checkpoint-4"), "--temperature", "0", "--max_new_tokens", "12",
+                        log=tmp_path / f"{where}.log", python=python)
+        try:
+            client = openai.OpenAI(base_url=server.url, api_key="none")
+            served = client.models.list().data[0].id
+            answers[where] = client.chat.completions.create(model=served, messages=question).choices[0].message.content
+        finally:
+            server.stop()
+    assert answers["serving"] == answers["here"] and answers["here"]
