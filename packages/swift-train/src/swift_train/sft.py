@@ -55,6 +55,7 @@ def prepare_model(args: Any, resume: Path | None) -> Any:
     weights_only = resume is not None and args.resume_only_model
     # A full checkpoint is a whole model: load it instead of the base, not on top of it.
     loaded = load_model(dataclasses.replace(args, model=str(resume)) if weights_only and args.train_type == "full" else args)
+    speed_up(loaded.model, args)
     if args.train_type == "full":
         loaded.model = prepare_full(loaded.model, args)
     elif args.train_type == "lora":
@@ -66,6 +67,32 @@ def prepare_model(args: Any, resume: Path | None) -> Any:
     if args.gradient_checkpointing:
         loaded.model.config.use_cache = False
     return loaded
+
+
+def speed_up(model: Any, args: Any) -> None:
+    """GPU kernels chosen for the loaded model, before PEFT wraps it: liger's, and varlen attention for packed rows."""
+    import torch
+
+    if args.use_liger:
+        from swift_train.liger import apply_liger
+
+        _say(f"liger-kernel RMSNorm/SwiGLU/RoPE kernels applied to {apply_liger(model)}")
+    packed = args.packing or getattr(args, "padding_free", False)
+    if not (packed and args.attn_impl in (None, "sdpa") and torch.cuda.is_available()):
+        return  # flex_attention, eager and flash_attn are the user's explicit choice
+    from swift_train import varlen
+
+    reason = varlen.unsupported(model.config)
+    if reason is not None:
+        _say(f"packed rows keep sdpa with a block-diagonal mask: varlen attention is off because {reason}")
+        return
+    varlen.enable(model)
+    _say(f"packed rows use varlen attention ({varlen.NAME}: PyTorch's built-in FlashAttention-2, no 4D mask)")
+
+
+def _say(message: str) -> None:
+    if os.environ.get("RANK", "0") == "0":
+        print(f"swift: {message}", file=sys.stderr)
 
 
 def run_training(invocation: Invocation) -> int:

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import Seq2SeqTrainer
 
-from swift_train import checkpoints
+from swift_train import checkpoints, varlen
+from swift_train.loss import (
+    Head,
+    chunked_token_loss,
+    find_head,
+    full_token_loss,
+    hidden_states,
+    matches_model,
+)
 
 IGNORE = -100
 
@@ -19,7 +28,8 @@ class SwiftTrainer(Seq2SeqTrainer):
     """Adds to transformers' Trainer:
 
     - the loss computed here, so per-token `loss_scale` weights apply and packed batches (one
-      flat row with position_ids, no attention_mask) run with use_cache=False;
+      flat row with position_ids, no attention_mask) run with use_cache=False; chunk by chunk
+      over the trained tokens where that is safe (loss.py), so full logits never exist;
     - token accuracy (`acc_strategy` token or seq) in every log;
     - LoRA+ optimizer groups (`lorap_lr_ratio`);
     - checkpoints written to a temporary directory and renamed into place when complete.
@@ -34,6 +44,8 @@ class SwiftTrainer(Seq2SeqTrainer):
         self._staging_parent: Path | None = None
         self._eval_accuracy = [0.0, 0]
         self._generated: tuple[list[str], list[str]] = ([], [])
+        self.use_chunked_loss = True
+        self._head: Head | str | None = None  # the chunked loss's modules, or why it is off
 
     # -- loss and metrics ------------------------------------------------------------------
 
@@ -41,35 +53,57 @@ class SwiftTrainer(Seq2SeqTrainer):
         inputs = dict(inputs)
         labels = inputs.pop("labels")
         loss_scale = inputs.pop("loss_scale", None)
-        outputs = model(**inputs, use_cache=False)
-        logits = outputs.logits[:, :-1]
-        targets = labels[:, 1:].to(logits.device)
-        per_token = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORE, reduction="none"
-        ).view_as(targets)
-        if loss_scale is not None:
-            per_token = per_token * loss_scale[:, 1:].to(per_token)
-        mask = targets != IGNORE
+        extra = varlen.batch_kwargs(self.accelerator.unwrap_model(model), inputs)
+        head = None if return_outputs else self._chunked_head(model)
+        outputs = None
+        if head is not None:
+            hidden, outputs = hidden_states(model, head, inputs, **extra)
+            if not head.verified and not matches_model(head, hidden, outputs):
+                # A head find_head cannot see (a scaling inside forward, a custom head, dropout in a
+                # LoRA on lm_head): the full-logits path from here on, this step included.
+                self._head, head = "lm_head(hidden states) differs from the model's own logits", None
+                self._say_full_logits()
+            elif not head.verified:
+                head.verified = True
+        if head is not None:
+            parts = chunked_token_loss(head, hidden, labels, loss_scale)
+        else:
+            outputs = model(**inputs, use_cache=False, **extra)
+            parts = full_token_loss(outputs.logits, labels, loss_scale)
+        mask = parts.mask
         # Normalised by the trained tokens of the whole accumulated batch (transformers counts them
         # over the gradient-accumulation window, and over all devices with average_tokens_across_devices).
         tokens = mask.sum() if num_items_in_batch is None else num_items_in_batch
-        tokens = tokens.to(per_token.device).clamp(min=1) if torch.is_tensor(tokens) else max(tokens, 1)
-        loss = per_token.sum() / tokens
+        tokens = tokens.to(parts.loss_sum.device).clamp(min=1) if torch.is_tensor(tokens) else max(tokens, 1)
+        loss = parts.loss_sum / tokens
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients over processes
         if self.model.training:
-            self._track(inputs, logits, targets, mask)
+            self._track(inputs, parts.correct, mask)
         else:
-            with torch.no_grad():
-                self._eval_accuracy[0] += float(((logits.argmax(-1) == targets) & mask).sum())
-                self._eval_accuracy[1] += int(mask.sum())
+            self._eval_accuracy[0] += float(parts.correct.sum())
+            self._eval_accuracy[1] += int(mask.sum())
         return (loss, outputs) if return_outputs else loss
 
+    def _chunked_head(self, model) -> Head | None:  # noqa: ANN001
+        """The chunked loss's modules, or None where only full logits are safe (the reason kept in self._head)."""
+        if not self.use_chunked_loss:
+            return None
+        if self._head is None:
+            # FSDP frees the root's parameters after its forward, so lm_head cannot be called after it.
+            self._head = "FSDP" if self.is_fsdp_enabled else find_head(self.accelerator.unwrap_model(model))
+            if isinstance(self._head, str):
+                self._say_full_logits()
+        return self._head if isinstance(self._head, Head) else None
+
+    def _say_full_logits(self) -> None:
+        if self.is_world_process_zero():
+            print(f"swift: the loss uses full logits: {self._head}", file=sys.stderr)
+
     @torch.no_grad()
-    def _track(self, inputs: dict[str, Any], logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> None:
+    def _track(self, inputs: dict[str, Any], correct: torch.Tensor, mask: torch.Tensor) -> None:
         attention = inputs.get("attention_mask")
         self.tokens_seen += int(attention.sum()) if attention is not None else inputs["input_ids"].numel()
-        correct = (logits.argmax(-1) == targets) & mask
         if self.swift_args.acc_strategy == "seq":
             per_row = (correct | ~mask).all(dim=-1) & mask.any(dim=-1)
             self._accuracy[0] += float(per_row.sum())

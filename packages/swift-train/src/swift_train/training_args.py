@@ -33,7 +33,8 @@ def hf_training_args(args: Any, run_dir: Path, dtype: torch.dtype, has_eval: boo
         eval_strategy=args.eval_strategy if has_eval else "no",
         load_best_model_at_end=args.load_best_model_at_end and has_eval,
         predict_with_generate=args.predict_with_generate,
-        use_liger_kernel=args.use_liger,
+        # --use_liger is applied in sft.speed_up, with liger's fused cross-entropy off (our loss chunks).
+        use_liger_kernel=False,
     )
     if "activation_checkpointing" in known:  # transformers 5 renamed these
         values["activation_checkpointing"] = values.pop("gradient_checkpointing")
