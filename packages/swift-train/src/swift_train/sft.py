@@ -135,6 +135,10 @@ def run_training(invocation: Invocation) -> int:
         swift_args=args,
     )
     trainer.add_callback(JsonlLogger(run_dir / "logging.jsonl", lambda: trainer.tokens_seen))
+    if args.gradient_checkpointing and args.gradient_checkpointing_layers is not None:
+        from swift_train.checkpointing import CheckpointOnlyFirstLayers
+
+        trainer.add_callback(CheckpointOnlyFirstLayers(args.gradient_checkpointing_layers, _say))
     checkpoints.clean_staging(run_dir)
     trainer.train(resume_from_checkpoint=str(resume) if resume is not None and not args.resume_only_model else None)
     if not isinstance(data.train, EncodedDataset):

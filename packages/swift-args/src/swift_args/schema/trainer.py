@@ -22,6 +22,10 @@ class TrainerArguments:
     output_dir: str | None = arg(None, hot=True, help="Where runs are written. None: output/<model name>.")
     overwrite_output_dir: bool = arg(False, help="Allow writing into an existing output_dir.")
     gradient_checkpointing: bool = arg(True, hot=True, help="Recompute activations in backward to save memory.")
+    gradient_checkpointing_layers: int | None = arg(
+        None, help="Recompute only the first N decoder layers in backward; the rest keep their activations "
+        "(faster, more memory). None: all layers. Not in the reference."
+    )
     gradient_checkpointing_kwargs: dict | None = arg(
         None, hot=True, help="torch.utils.checkpoint options, e.g. '{\"use_reentrant\": false}'."
     )
@@ -131,6 +135,8 @@ class TrainerArguments:
                 problems.append(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.save_steps < 1:
             problems.append(f"--save_steps must be at least 1, got {self.save_steps}")
+        if self.gradient_checkpointing_layers is not None and self.gradient_checkpointing_layers < 0:
+            problems.append(f"--gradient_checkpointing_layers must be 0 or more, got {self.gradient_checkpointing_layers}")
         if self.learning_rate is not None and self.learning_rate <= 0:
             problems.append(f"--learning_rate must be positive, got {self.learning_rate}")
         if not 0 <= self.warmup_ratio < 1:
