@@ -181,9 +181,10 @@ def run_packed(spec: str, tmp: Path, options: argparse.Namespace, baseline) -> t
     import io
 
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):  # the reference script prints its result as one JSON line
-        padded.run(shape, 8)
-    base = json.loads(printed.getvalue().strip().splitlines()[-1])
+    if not options.skip_baseline:
+        with contextlib.redirect_stdout(printed):  # the reference script prints its result as one JSON line
+            padded.run(shape, 8)
+    base = json.loads(printed.getvalue().strip().splitlines()[-1]) if printed.getvalue().strip() else {}
     model_dir = tmp / shape
     if not model_dir.exists():
         save_model(shape, model_dir, Path(options.tokenizer), "bfloat16")
@@ -198,6 +199,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--specs", nargs="+", default=["tiny:512:4"])
     parser.add_argument("--baseline", help="path of the reference gpu_baseline.py (GPU runs)")
+    parser.add_argument("--skip_baseline", action="store_true", help="only swift (a variant of a run already compared)")
     parser.add_argument("--tokenizer", required=True, help="a directory with tokenizer.json etc. (SmolLM2's)")
     options = parser.parse_args()
 
@@ -222,7 +224,9 @@ def main() -> None:
                 save_model(shape, model_dir, Path(options.tokenizer), "bfloat16" if gpu else "float32")
             data = Path(tmp) / f"text-{seq}.jsonl"
             write_text_rows(data, batch * STEPS * 2, seq)
-            if gpu and baseline is not None:
+            if options.skip_baseline:
+                base = {}
+            elif gpu and baseline is not None:
                 base = baseline.run(shape, "lora", seq, batch, steps=STEPS, warm=WARM)
                 base = {k: base[k] for k in ("tok_s", "peak_gib", "step_s")}
             else:

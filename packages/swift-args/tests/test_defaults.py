@@ -91,3 +91,9 @@ def test_misc_conditional_defaults() -> None:
     assert sft("--num_labels", "3").task_type == "seq_cls"
     assert sft("--train_type", "boft", "--boft_block_num", "8").boft_block_size == 0
     assert sft("--llamapro_num_new_blocks", "6").llamapro_num_groups == 6
+
+
+def test_packing_tokenizes_up_front_even_for_pt() -> None:
+    pt = parse_args("pt", ["--model", "m", "--packing", "true"], warn=lambda _: None).args
+    assert pt.packing and pt.lazy_tokenize is False
+    assert parse_args("pt", ["--model", "m"], warn=lambda _: None).args.lazy_tokenize is True

@@ -82,8 +82,8 @@ def test_use_hf_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_booleans_bare_and_explicit_and_equals_form() -> None:
-    args = parse_args("sft", ["--model=m", "--packing", "--streaming=true", "--max_steps", "10", "--check_model", "False"]).args
-    assert (args.packing, args.streaming, args.check_model) == (True, True, False)
+    args = parse_args("sft", ["--model=m", "--packing", "--add_version=false", "--check_model", "False"]).args
+    assert (args.packing, args.add_version, args.check_model) == (True, False, False)
 
 
 def test_dashes_are_accepted_for_underscores() -> None:

@@ -67,6 +67,8 @@ class TrainArguments(ModelLoadingArguments, TrainerArguments, AllTunerArguments,
             self.swanlab_exp_name = self.output_dir
         if self.train_type == "reft" and "gradient_checkpointing" not in passed:
             self.gradient_checkpointing = False  # the reference: ReFT is not compatible with it
+        if self.packing and "lazy_tokenize" not in passed:
+            self.lazy_tokenize = False  # packing bins need every sample's length up front (also for pt)
 
     def _check(self) -> list[str]:
         problems = []
@@ -78,6 +80,10 @@ class TrainArguments(ModelLoadingArguments, TrainerArguments, AllTunerArguments,
             problems.append("--resume_only_model needs --resume_from_checkpoint")
         if self.train_type == "reft" and self.gradient_checkpointing:
             problems.append("--train_type reft is not compatible with --gradient_checkpointing true")
+        if self.packing and (self.lazy_tokenize or self.streaming):
+            which = "--streaming true" if self.streaming else "--lazy_tokenize true"
+            problems.append(f"--packing true cannot be combined with {which}: packing needs every sample's length "
+                            "before training; drop one of them")
         if self.train_type == "full" and self.adapters:
             problems.append("--adapters cannot be combined with --train_type full; merge them first (swift merge-lora)")
         return problems
