@@ -77,7 +77,8 @@ async def closed_loop(clients: int, requests: int, send: Any) -> tuple[list[floa
         while pending:
             index = pending.pop()
             start = time.perf_counter()
-            tokens += await send(QUESTIONS[index % len(QUESTIONS)])
+            generated = await send(QUESTIONS[index % len(QUESTIONS)])  # not `tokens += await ...`: that reads
+            tokens += generated  # `tokens` before the await and loses the other clients' counts
             latencies.append(time.perf_counter() - start)
 
     start = time.perf_counter()
