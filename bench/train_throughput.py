@@ -180,17 +180,18 @@ def run_packed(spec: str, tmp: Path, options: argparse.Namespace, baseline) -> t
     import contextlib
     import io
 
-    printed = io.StringIO()
-    if not options.skip_baseline:
-        with contextlib.redirect_stdout(printed):  # the reference script prints its result as one JSON line
-            padded.run(shape, 8)
-    base = json.loads(printed.getvalue().strip().splitlines()[-1]) if printed.getvalue().strip() else {}
     model_dir = tmp / shape
     if not model_dir.exists():
         save_model(shape, model_dir, Path(options.tokenizer), "bfloat16")
     data = tmp / "lengths.jsonl"
     write_length_rows(data, list(padded.lengths(20000)), Path(options.tokenizer))
     ours = run_swift_packed(model_dir, data, seq, batch, tmp / f"out-{spec.replace(':', '-')}")
+    # The reference script keeps its model on the GPU when done: it runs after ours, not before.
+    printed = io.StringIO()
+    if not options.skip_baseline:
+        with contextlib.redirect_stdout(printed):  # the reference script prints its result as one JSON line
+            padded.run(shape, 8)
+    base = json.loads(printed.getvalue().strip().splitlines()[-1]) if printed.getvalue().strip() else {}
     print(json.dumps({"spec": spec, "baseline": base, "swift": ours}), flush=True)
     return spec, base, ours
 
