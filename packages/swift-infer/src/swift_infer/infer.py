@@ -32,16 +32,34 @@ def load_engine(args: Any, serve: bool = False) -> PtEngine:
     from swift_infer.engines.batcher import BASE_MODEL
     from swift_infer.loading import load_model
 
-    if args.infer_backend != "pt":
-        raise ArgumentError(f"--infer_backend {args.infer_backend} is not available yet in this release; use pt")
-    loaded = load_model(args)
+    if args.infer_backend == "lmdeploy":
+        raise ArgumentError("--infer_backend lmdeploy is not available yet in this release; use pt or vllm")
     pairs = adapter_names(args.adapters)
+    if args.infer_backend == "vllm":
+        if serve:
+            raise ArgumentError("swift deploy serves with the pt engine in this release; drop --infer_backend vllm")
+        return load_vllm_engine(args, pairs)
+    loaded = load_model(args)
     model = load_adapters(loaded.model, pairs)
     default = pairs[0][0] if pairs else None
     if serve and pairs:
         default = next((name for name, _, named in pairs if not named), BASE_MODEL)
     return PtEngine(model, loaded.tokenizer, Encoder(loaded.tokenizer, EncoderOptions.from_args(args)),
                     max_batch_size=args.max_batch_size, default_adapter=default)
+
+
+def load_vllm_engine(args: Any, pairs: list[tuple[str, str, bool]]) -> Any:
+    from swift_data.models import load_tokenizer, model_for_args
+
+    from swift_infer.engines.vllm import VllmEngine, import_vllm
+    from swift_infer.loading import choose_dtype
+
+    import_vllm()  # the one-line error before any work
+    model_dir, info = model_for_args(args)
+    dtype = choose_dtype(args.torch_dtype, info, "cuda")
+    tokenizer = load_tokenizer(model_dir)
+    encoder = Encoder(tokenizer, EncoderOptions.from_args(args))
+    return VllmEngine.load(args, tokenizer, encoder, str(model_dir), str(dtype).replace("torch.", ""), pairs)
 
 
 def adapter_names(adapters: list[str]) -> list[tuple[str, str, bool]]:
