@@ -154,6 +154,8 @@ def test_pt_lowers_the_loss_on_plain_text(tmp_path: Path, tiny_chat_model: Path)
     assert result.returncode == 0, result.stderr[-3000:]
     losses = [r["loss"] for r in read_log(tmp_path / "pt") if "loss" in r]
     assert losses[-1] < losses[0] * 0.7
+    bar = result.stderr.replace("\r", "\n").splitlines()
+    assert any("15/15" in line and "tok/s=" in line and "loss=" in line for line in bar)  # the progress bar
 
 
 def test_save_total_limit_keeps_the_best(tmp_path: Path, tiny_chat_model: Path) -> None:

@@ -135,6 +135,13 @@ def run_training(invocation: Invocation) -> int:
         swift_args=args,
     )
     trainer.add_callback(JsonlLogger(run_dir / "logging.jsonl", lambda: trainer.tokens_seen))
+    if not trainer.args.disable_tqdm:
+        from transformers.trainer_callback import ProgressCallback
+
+        from swift_train.progress import TokensProgress
+
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(TokensProgress(lambda: trainer.tokens_seen))
     if args.gradient_checkpointing and args.gradient_checkpointing_layers is not None:
         from swift_train.checkpointing import CheckpointOnlyFirstLayers
 
