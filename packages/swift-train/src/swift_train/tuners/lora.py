@@ -13,8 +13,10 @@ def _init_weights(value: str) -> bool | str:
     return {"true": True, "false": False}.get(low, low)
 
 
-def lora_config(args: Any) -> Any:
+def lora_config(args: Any, model: Any = None) -> Any:
     from peft import LoraConfig, TaskType
+
+    from swift_train.tuners.parts import frozen_linear_modules
 
     targets: Any = args.target_regex or args.target_modules
     if isinstance(targets, list) and targets == ["all-linear"]:
@@ -30,6 +32,8 @@ def lora_config(args: Any) -> Any:
         use_dora=args.use_dora,
         use_rslora=args.use_rslora,
         init_lora_weights=_init_weights(args.init_weights),
+        # Multimodal models: no LoRA in the parts --freeze_llm / --freeze_vit / --freeze_aligner name.
+        exclude_modules=(frozen_linear_modules(model, args) or None) if model is not None else None,
     )
 
 
@@ -42,7 +46,7 @@ def prepare_lora(model: Any, args: Any) -> Any:
         model = PeftModel.from_pretrained(model, path, is_trainable=True)
     else:
         try:
-            model = get_peft_model(model, lora_config(args))
+            model = get_peft_model(model, lora_config(args, model))
         except ValueError as exc:
             raise ArgumentError(f"LoRA: {str(exc).splitlines()[0]} (check --target_modules / --target_regex)") from None
     if args.lora_dtype is not None:
