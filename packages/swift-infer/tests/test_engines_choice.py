@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from swift_args import parse_args
+from swift_infer.engines.lmdeploy import backend_options
 from swift_infer.engines.vllm import engine_options
 
 SWIFT = str(Path(sys.executable).with_name("swift"))
@@ -27,10 +28,16 @@ def test_vllm_options_follow_the_reference_arguments() -> None:
     assert "enable_lora" not in engine_options(parse_args("infer", ["--model", "m"], warn=lambda _: None).args, "m", "auto")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_lmdeploy_options_follow_the_reference_arguments() -> None:
+    args = parse_args("infer", ["--model", "m", "--infer_backend", "lmdeploy", "--tp", "2", "--session_len", "8192",
+                                "--cache_max_entry_count", "0.5", "--quant_policy", "8"], warn=lambda _: None).args
+    assert backend_options(args) == {"tp": 2, "session_len": 8192, "cache_max_entry_count": 0.5, "quant_policy": 8}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") or importlib.util.find_spec("lmdeploy"), reason="an engine is installed here")
 @pytest.mark.parametrize(("command", "backend", "message"), [
     ("infer", "vllm", "swift infer: error: --infer_backend vllm needs vLLM, which is not installed: pip install vllm\n"),
-    ("infer", "lmdeploy", "swift infer: error: --infer_backend lmdeploy is not available yet in this release; use pt or vllm\n"),
+    ("infer", "lmdeploy", "swift infer: error: --infer_backend lmdeploy needs LMDeploy, which is not installed: pip install lmdeploy\n"),
     ("deploy", "vllm", "swift deploy: error: swift deploy serves with the pt engine in this release; drop --infer_backend vllm\n"),
 ])
 def test_an_unavailable_engine_is_one_line(tmp_path: Path, command: str, backend: str, message: str) -> None:

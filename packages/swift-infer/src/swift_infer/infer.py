@@ -32,13 +32,11 @@ def load_engine(args: Any, serve: bool = False) -> PtEngine:
     from swift_infer.engines.batcher import BASE_MODEL
     from swift_infer.loading import load_model
 
-    if args.infer_backend == "lmdeploy":
-        raise ArgumentError("--infer_backend lmdeploy is not available yet in this release; use pt or vllm")
     pairs = adapter_names(args.adapters)
-    if args.infer_backend == "vllm":
+    if args.infer_backend != "pt":
         if serve:
-            raise ArgumentError("swift deploy serves with the pt engine in this release; drop --infer_backend vllm")
-        return load_vllm_engine(args, pairs)
+            raise ArgumentError(f"swift deploy serves with the pt engine in this release; drop --infer_backend {args.infer_backend}")
+        return load_other_engine(args, pairs)
     loaded = load_model(args)
     model = load_adapters(loaded.model, pairs)
     default = pairs[0][0] if pairs else None
@@ -48,18 +46,22 @@ def load_engine(args: Any, serve: bool = False) -> PtEngine:
                     max_batch_size=args.max_batch_size, default_adapter=default)
 
 
-def load_vllm_engine(args: Any, pairs: list[tuple[str, str, bool]]) -> Any:
+def load_other_engine(args: Any, pairs: list[tuple[str, str, bool]]) -> Any:
+    """vLLM or LMDeploy: they load the weights themselves; we bring the tokenizer and the template."""
     from swift_data.models import load_tokenizer, model_for_args
 
+    from swift_infer.engines.lmdeploy import LmdeployEngine, import_lmdeploy
     from swift_infer.engines.vllm import VllmEngine, import_vllm
     from swift_infer.loading import choose_dtype
 
-    import_vllm()  # the one-line error before any work
+    (import_vllm if args.infer_backend == "vllm" else import_lmdeploy)()  # the one-line error before any work
     model_dir, info = model_for_args(args)
-    dtype = choose_dtype(args.torch_dtype, info, "cuda")
     tokenizer = load_tokenizer(model_dir)
     encoder = Encoder(tokenizer, EncoderOptions.from_args(args))
-    return VllmEngine.load(args, tokenizer, encoder, str(model_dir), str(dtype).replace("torch.", ""), pairs)
+    if args.infer_backend == "lmdeploy":
+        return LmdeployEngine.load(args, tokenizer, encoder, str(model_dir))
+    dtype = str(choose_dtype(args.torch_dtype, info, "cuda")).replace("torch.", "")
+    return VllmEngine.load(args, tokenizer, encoder, str(model_dir), dtype, pairs)
 
 
 def adapter_names(adapters: list[str]) -> list[tuple[str, str, bool]]:
