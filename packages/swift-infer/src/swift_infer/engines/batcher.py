@@ -14,6 +14,7 @@ Several LoRA adapters can share one batch: peft routes each row through its own 
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -111,8 +112,12 @@ class ContinuousBatcher:
         self._cache: Any = None
         self._mask: torch.Tensor | None = None  # [rows, cached length]: 1 where a real token is
         self._wake = threading.Event()
+        self._closing = False
         self._thread = threading.Thread(target=self._loop, name="swift-batcher", daemon=True)
         self._thread.start()
+        # A daemon thread still inside torch while the interpreter shuts down aborts the process:
+        # stop the loop between steps first.
+        atexit.register(self.close)
         self.stats = {"requests": 0, "prompt_tokens": 0, "generated_tokens": 0}
 
     # -- the caller's side -------------------------------------------------------------------------
@@ -131,8 +136,15 @@ class ContinuousBatcher:
 
     # -- the model's side ----------------------------------------------------------------------------
 
+    def close(self) -> None:
+        """Stop the loop after the step in progress; requests still running are left unfinished."""
+        self._closing = True
+        self._wake.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=60)
+
     def _loop(self) -> None:
-        while True:
+        while not self._closing:
             if not self._running and self._waiting.empty():
                 self._wake.wait()
                 self._wake.clear()
