@@ -77,3 +77,19 @@ def test_merge_lora_answers_like_base_plus_adapter(tmp_path: Path, tiny_chat_mod
         assert result.returncode == 0, result.stderr[-2000:]
         answers.append(json.loads(out.read_text())["response"])
     assert answers[0] == answers[1]
+
+
+def test_two_processes_answer_a_dataset_as_one_does(tmp_path: Path, tiny_chat_model: Path) -> None:
+    data = tmp_path / "questions.jsonl"
+    data.write_text("".join(json.dumps({"query": f"Question number {i}?"}) + "\n" for i in range(5)))
+    outputs = {}
+    for processes in ("1", "2"):
+        out = tmp_path / f"{processes}.jsonl"
+        result = run_swift("infer", "--model", str(tiny_chat_model), "--val_dataset", str(data), "--result_path", str(out),
+                           "--temperature", "0", "--max_new_tokens", "8", NPROC_PER_NODE=processes)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert ("starting 2 processes with torchrun" in result.stderr) == (processes == "2")
+        outputs[processes] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert outputs["2"] == outputs["1"]  # same answers, in dataset order
+    assert [r["messages"][0]["content"] for r in outputs["2"]] == [f"Question number {i}?" for i in range(5)]
+    assert sorted(p.name for p in tmp_path.iterdir() if ".part" in p.name) == []

@@ -18,6 +18,7 @@ from swift_data.preprocess.formats import rename_columns, to_conversation
 from swift_data.skips import SkipCounter, SkippedRow
 from swift_data.templates.encode import Encoder, EncoderOptions
 
+from swift_infer.distributed import merge_parts, part_path, rank_and_world, relaunch_under_torchrun, wait_for_all
 from swift_infer.engines import GenerationSettings, PtEngine
 
 HELP = "commands: /clear forgets the conversation, /system TEXT sets the system prompt (/system alone resets it), /quit"
@@ -127,7 +128,11 @@ def run_dataset(engine: PtEngine, args: Any) -> int:
         except SkippedRow as skipped:
             skips.skip(row.where, skipped)
     settings = GenerationSettings.from_args(args)
-    with open(path, "a", encoding="utf-8") as out:
+    rank, world = rank_and_world()
+    # Several processes (NPROC_PER_NODE): each answers every world-th row into its own part file.
+    target = path if world == 1 else part_path(path, rank)
+    work = work[rank::world]
+    with open(target, "a" if world == 1 else "w", encoding="utf-8") as out:
         # Everything is queued at once; the engine keeps max_batch_size requests in flight and
         # results are written in dataset order, each as soon as it and those before it are done.
         step = len(work) if settings.num_beams == 1 else args.max_batch_size
@@ -139,6 +144,11 @@ def run_dataset(engine: PtEngine, args: Any) -> int:
                     record["logprobs"] = logprobs_record(engine.tokenizer, done_)
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
                 out.flush()
+    if world > 1:
+        wait_for_all(args)
+        if rank != 0:
+            return 0
+        merge_parts(path, world)
     if skips.total:
         skips.print_report()
     print(f"swift: {len(rows)} results in {path}" + (f" ({done} from an earlier run)" if done else ""))
@@ -203,7 +213,13 @@ def run_interactive(engine: PtEngine, args: Any) -> int:
 
 def run_infer(invocation: Invocation) -> int:
     args = invocation.args
+    dataset_mode = bool(args.val_dataset or (args.load_data_args and args.dataset))
+    if dataset_mode and not args.result_path:
+        args.result_path = str(default_result_path(args))
+    launched = relaunch_under_torchrun(invocation, Path(args.result_path or "."), dataset_mode)
+    if launched is not None:
+        return launched
     engine = load_engine(args)
-    if args.val_dataset or (args.load_data_args and args.dataset):
+    if dataset_mode:
         return run_dataset(engine, args)
     return run_interactive(engine, args)
