@@ -96,3 +96,14 @@ def test_none_unsets_optional_arguments() -> None:
 
 def test_passed_records_only_what_the_user_typed() -> None:
     assert parse_args("sft", ["--model", "m", "--lora_rank", "16"]).passed == {"model", "lora_rank"}
+
+
+def test_adapter_entries_are_read_one_way(tmp_path) -> None:  # noqa: ANN001
+    from swift_args.adapters import split_adapter
+
+    assert split_adapter("output/run/checkpoint-4") == (None, "output/run/checkpoint-4")
+    assert split_adapter("chat=output/run/checkpoint-4") == ("chat", "output/run/checkpoint-4")
+    assert split_adapter("chat=runs/lr=1e-4/checkpoint-4") == ("chat", "runs/lr=1e-4/checkpoint-4")
+    existing = tmp_path / "lr=1e-4"
+    existing.mkdir()
+    assert split_adapter(str(existing)) == (None, str(existing))

@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from swift_args.adapters import adapter_path
 from swift_args.args_file import LEGACY_FILES, read_args_file
 from swift_args.fields import specs
 
@@ -42,7 +43,7 @@ def source_directory(values: dict[str, Any]) -> str | None:
         return values["resume_from_checkpoint"]
     adapters = values.get("adapters") or []
     if adapters:
-        return adapters[0].split("=", 1)[-1]
+        return adapter_path(adapters[0])
     return values.get("model")
 
 

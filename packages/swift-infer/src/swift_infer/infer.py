@@ -12,13 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from swift_args import ArgumentError, Invocation
+from swift_args.adapters import adapter_path, split_adapter
 from swift_data.datasets.load import DataOptions, load_dataset_rows
 from swift_data.preprocess.conversation import Conversation
 from swift_data.preprocess.formats import rename_columns, to_conversation
 from swift_data.skips import SkipCounter, SkippedRow
 from swift_data.templates.encode import Encoder, EncoderOptions
 
-from swift_infer.distributed import merge_parts, part_path, rank_and_world, relaunch_under_torchrun, wait_for_all
+from swift_infer.distributed import (
+    merge_parts,
+    part_path,
+    rank_and_world,
+    relaunch_under_torchrun,
+    wait_for_all,
+)
 from swift_infer.engines import GenerationSettings, PtEngine
 
 HELP = "commands: /clear forgets the conversation, /system TEXT sets the system prompt (/system alone resets it), /quit"
@@ -69,8 +76,8 @@ def adapter_names(adapters: list[str]) -> list[tuple[str, str, bool]]:
     """(name, path, named) per `name=path` or bare path (named adapter_<i>), in command-line order."""
     pairs = []
     for index, adapter in enumerate(adapters):
-        name, _, path = adapter.rpartition("=")
-        pairs.append((name or f"adapter_{index}", path, bool(name)))
+        name, path = split_adapter(adapter)
+        pairs.append((name or f"adapter_{index}", path, name is not None))
     return pairs
 
 
@@ -89,7 +96,7 @@ def load_adapters(model: Any, pairs: list[tuple[str, str, bool]]) -> Any:
 
 def default_result_path(args: Any) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    anchor = args.adapters[0].rpartition("=")[2] if args.adapters else args.model
+    anchor = adapter_path(args.adapters[0]) if args.adapters else args.model
     if anchor and Path(anchor).is_dir() and ((Path(anchor) / "args.json").is_file() or (Path(anchor).parent / "args.json").is_file()):
         return Path(anchor) / "infer_result" / f"{stamp}.jsonl"
     return Path("result") / f"{stamp}.jsonl"
@@ -115,7 +122,7 @@ def run_dataset(engine: PtEngine, args: Any) -> int:
     rows = dataset_rows(args)
     if args.val_dataset_sample is not None:
         rows = rows[: args.val_dataset_sample]
-    path = Path(args.result_path) if args.result_path else default_result_path(args)
+    path = Path(args.result_path)  # run_infer fixed it, so every process writes to the same place
     path.parent.mkdir(parents=True, exist_ok=True)
     done = sum(1 for _ in open(path, encoding="utf-8")) if path.is_file() else 0  # continue an interrupted run
     skips = SkipCounter(strict=args.strict)

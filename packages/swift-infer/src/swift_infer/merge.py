@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from swift_args import ArgumentError, Invocation, save_args
+from swift_args.adapters import adapter_path
 
 
 def run_merge(invocation: Invocation) -> int:
@@ -25,7 +26,7 @@ def run_merge(invocation: Invocation) -> int:
     output = Path(args.output_dir)
     if output.exists() and any(output.iterdir()) and not args.exist_ok:
         raise ArgumentError(f"--output_dir {output} exists and is not empty; pass --exist_ok true to overwrite it")
-    adapter = args.adapters[0].rpartition("=")[2]
+    adapter = adapter_path(args.adapters[0])
     if not (Path(adapter) / "adapter_config.json").is_file():
         raise ArgumentError(f"--adapters {adapter}: no adapter_config.json there; is it a LoRA checkpoint?")
     loaded = load_model(args, device="cpu")  # merging needs no accelerator, and never runs out of its memory

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from swift_args.adapters import adapter_path
 from swift_args.fields import arg
 from swift_args.model_names import model_suffix
 from swift_args.schema.base import ModelLoadingArguments
@@ -42,7 +43,7 @@ class ExportArguments(ModelLoadingArguments, MergeArguments):
         if self.output_dir is not None:
             return
         if self.merge_lora and self.adapters:
-            self.output_dir = f"{self.adapters[0].split('=')[-1].rstrip('/')}-merged"
+            self.output_dir = f"{adapter_path(self.adapters[0]).rstrip('/')}-merged"
         elif self.quant_method and self.model:
             self.output_dir = f"{model_suffix(self.model)}-{self.quant_method}-int{self.quant_bits}"
         elif self.to_ollama and self.model:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from swift_args import ArgumentError
+from swift_args.adapters import adapter_path
 from swift_infer.loading import DTYPES
 
 
@@ -42,7 +43,7 @@ def prepare_lora(model: Any, args: Any) -> Any:
     from peft import PeftModel, get_peft_model
 
     if args.adapters:
-        path = args.adapters[0].split("=", 1)[-1]
+        path = adapter_path(args.adapters[0])
         model = PeftModel.from_pretrained(model, path, is_trainable=True)
     else:
         try:
