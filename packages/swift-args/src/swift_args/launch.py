@@ -7,6 +7,7 @@ only reads and checks them, so a typo fails before any process starts.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -29,6 +30,15 @@ class DistributedLaunch:
     @property
     def world_size(self) -> int:
         return self.nproc_per_node * self.nnodes
+
+    @property
+    def should_relaunch(self) -> bool:
+        """Asked for torchrun, and this process is the launcher rather than one of its workers."""
+        return self.requested and "LOCAL_RANK" not in os.environ
+
+    def torchrun_command(self, command: str, argv: list[str]) -> list[str]:
+        """`swift COMMAND ARGV` once per process, under torchrun, with this interpreter."""
+        return [sys.executable, "-m", "torch.distributed.run", *self.torchrun_args(), "-m", "swift_args.cli", command, *argv]
 
     def torchrun_args(self) -> list[str]:
         return [

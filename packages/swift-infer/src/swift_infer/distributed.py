@@ -20,7 +20,7 @@ from swift_args.launch import DistributedLaunch
 def relaunch_under_torchrun(invocation: Invocation, result_path: Path, dataset_mode: bool) -> int | None:
     """Start the workers when NPROC_PER_NODE / NNODES ask for them; None in a worker or a single process."""
     launch = DistributedLaunch.from_env()
-    if not launch.requested or "LOCAL_RANK" in os.environ:
+    if not launch.should_relaunch:
         return None
     if not dataset_mode:
         raise ArgumentError("NPROC_PER_NODE runs swift infer over a dataset (--val_dataset); the terminal chat is one "
@@ -29,8 +29,7 @@ def relaunch_under_torchrun(invocation: Invocation, result_path: Path, dataset_m
     if "result_path" not in invocation.passed:
         argv += ["--result_path", str(result_path)]
     print(f"swift: starting {launch.world_size} processes with torchrun; results in {result_path}", file=sys.stderr)
-    command = [sys.executable, "-m", "torch.distributed.run", *launch.torchrun_args(), "-m", "swift_args.cli", "infer", *argv]
-    return subprocess.call(command)
+    return subprocess.call(launch.torchrun_command("infer", argv))
 
 
 def rank_and_world() -> tuple[int, int]:

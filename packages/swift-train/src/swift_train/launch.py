@@ -15,17 +15,12 @@ from swift_args.launch import DistributedLaunch
 from swift_args.run_dir import RUN_DIR_ENV, start_run
 
 
-def is_worker() -> bool:
-    return "LOCAL_RANK" in os.environ
-
-
 def relaunch_under_torchrun(invocation: Invocation) -> int | None:
     """Run the command under torchrun when asked to; None when this process should train itself."""
     launch = DistributedLaunch.from_env()
-    if not launch.requested or is_worker():
+    if not launch.should_relaunch:
         return None
     run_dir = start_run(invocation.args, invocation.command.name)
     print(f"swift: run directory {run_dir}; starting {launch.world_size} processes with torchrun", file=sys.stderr)
-    command = [sys.executable, "-m", "torch.distributed.run", *launch.torchrun_args(),
-               "-m", "swift_args.cli", invocation.command.name, *invocation.argv]
+    command = launch.torchrun_command(invocation.command.name, invocation.argv)
     return subprocess.call(command, env={**os.environ, RUN_DIR_ENV: str(run_dir)})
