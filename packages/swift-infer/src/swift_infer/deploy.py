@@ -23,7 +23,7 @@ from swift_data.preprocess.conversation import Conversation
 from swift_data.templates.tools import parse_tool_calls
 
 from swift_infer.engines import GenerationSettings, PtEngine
-from swift_infer.engines.batcher import BASE_MODEL, Delta, RequestHandle
+from swift_infer.engines.batcher import BASE_MODEL, Completion, Delta, RequestHandle
 from swift_infer.openai_api import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -146,6 +146,16 @@ async def _deltas(queue: asyncio.Queue, count: int, handles: list[RequestHandle]
             handle.cancel()
 
 
+async def _collect(queue: asyncio.Queue, handles: list[RequestHandle]) -> list[Completion]:
+    """Every request's whole answer, once all of them are done."""
+    answers = [Completion("", [], "stop", len(h.prompt_ids)) for h in handles]
+    async for index, delta in _deltas(queue, len(handles), handles):
+        answers[index].text += delta.text
+        answers[index].tokens += delta.tokens
+        answers[index].finish_reason = delta.finish_reason or answers[index].finish_reason
+    return answers
+
+
 def _sse(payload: dict[str, Any] | str) -> str:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)}\n\n"
 
@@ -234,20 +244,14 @@ class _ChatReply:
         return {"role": "assistant", "content": text}, False
 
     async def whole(self, queue: asyncio.Queue, handles: list[RequestHandle]) -> dict[str, Any]:
-        texts = [""] * len(handles)
-        tokens: list[list[Any]] = [[] for _ in handles]
-        reasons = ["stop"] * len(handles)
-        async for index, delta in _deltas(queue, len(handles), handles):
-            texts[index] += delta.text
-            tokens[index] += delta.tokens
-            reasons[index] = delta.finish_reason or reasons[index]
+        answers = await _collect(queue, handles)
         choices = []
-        for index, (text, toks, reason) in enumerate(zip(texts, tokens, reasons)):
-            message, called = self._message(text)
-            choice = {"index": index, "message": message, "finish_reason": "tool_calls" if called else reason,
-                      "logprobs": chat_logprobs(self.tokenizer, toks) if self.request.logprobs else None}
+        for index, answer in enumerate(answers):
+            message, called = self._message(answer.text)
+            choice = {"index": index, "message": message, "finish_reason": "tool_calls" if called else answer.finish_reason,
+                      "logprobs": chat_logprobs(self.tokenizer, answer.tokens) if self.request.logprobs else None}
             choices.append(choice)
-        completion = sum(len(t) for t in tokens)
+        completion = sum(a.completion_tokens for a in answers)
         self.server.log_request(self.id, self.model, self.prompt_tokens * len(handles), completion, self.started)
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
                 "choices": choices, "usage": usage(self.prompt_tokens * len(handles), completion)}
@@ -300,14 +304,10 @@ class _CompletionReply:
                 "choices": choices, **extra}
 
     async def whole(self, queue: asyncio.Queue, handles: list[RequestHandle]) -> dict[str, Any]:
-        texts, tokens, reasons = [""] * len(handles), [[] for _ in handles], ["stop"] * len(handles)
-        async for index, delta in _deltas(queue, len(handles), handles):
-            texts[index] += delta.text
-            tokens[index] += delta.tokens
-            reasons[index] = delta.finish_reason or reasons[index]
-        completion = sum(len(t) for t in tokens)
+        answers = await _collect(queue, handles)
+        completion = sum(a.completion_tokens for a in answers)
         self.server.log_request(self.id, self.model, sum(self.lengths), completion, self.started)
-        choices = [self._choice(i, t, k, r) for i, (t, k, r) in enumerate(zip(texts, tokens, reasons))]
+        choices = [self._choice(i, a.text, a.tokens, a.finish_reason) for i, a in enumerate(answers)]
         return self._body(choices, usage=usage(sum(self.lengths), completion))
 
     async def stream(self, queue: asyncio.Queue, handles: list[RequestHandle]) -> AsyncIterator[str]:

@@ -95,6 +95,11 @@ class Encoder:
             return inline_tools(messages, tools, self.options.tools_prompt), None
         return messages, tools
 
+    def prompt_text(self, conversation: Conversation) -> str:
+        """The conversation rendered up to the assistant's turn, as inference engines feed it."""
+        messages, tools = self.prepare_messages(conversation)
+        return self.render(messages, tools, add_generation_prompt=True)
+
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
                add_generation_prompt: bool = False) -> str:
         return self.tokenizer.apply_chat_template(

@@ -58,10 +58,6 @@ class LmdeployEngine:
             generation_config = None
         return cls(pipe, tokenizer, encoder, generation_config)
 
-    def prompt_text(self, conversation: Conversation) -> str:
-        messages, tools = self.encoder.prepare_messages(conversation)
-        return self.encoder.render(messages, tools, add_generation_prompt=True)
-
     def gen_config(self, settings: GenerationSettings) -> Any:
         if settings.num_beams > 1:
             raise ArgumentError("--num_beams > 1 is not supported with --infer_backend lmdeploy; use the pt engine")
@@ -74,7 +70,7 @@ class LmdeployEngine:
         return self.lmdeploy.GenerationConfig(**{k: v for k, v in options.items() if v is not None})
 
     def complete(self, conversations: list[Conversation], settings: GenerationSettings) -> list[Completion]:
-        prompts = [self.prompt_text(c) for c in conversations]
+        prompts = [self.encoder.prompt_text(c) for c in conversations]
         responses = self.pipe(prompts, gen_config=self.gen_config(settings))
         return [self._completion(r) for r in responses]
 
@@ -97,6 +93,6 @@ class LmdeployEngine:
         return [c.text for c in self.complete(conversations, settings)]
 
     def stream(self, conversation: Conversation, settings: GenerationSettings) -> Iterator[str]:
-        for piece in self.pipe.stream_infer([self.prompt_text(conversation)], gen_config=self.gen_config(settings)):
+        for piece in self.pipe.stream_infer([self.encoder.prompt_text(conversation)], gen_config=self.gen_config(settings)):
             if piece.text:
                 yield piece.text

@@ -100,9 +100,7 @@ class PtEngine:
 
     def prompt_ids(self, conversation: Conversation) -> list[int]:
         """The prompt exactly as the chat template renders it for generation."""
-        messages, tools = self.encoder.prepare_messages(conversation)
-        text = self.encoder.render(messages, tools, add_generation_prompt=True)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(self.encoder.prompt_text(conversation), add_special_tokens=False)["input_ids"]
 
     def submit(self, prompt_ids: list[int], settings: GenerationSettings, adapter: str | None = None,
                on_delta: Callable[[Delta], None] | None = None) -> RequestHandle:

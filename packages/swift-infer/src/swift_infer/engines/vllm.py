@@ -68,9 +68,7 @@ class VllmEngine:
         return cls(vllm.LLM(**engine_options(args, model_dir, dtype)), tokenizer, encoder, adapters, generation_config)
 
     def prompt_ids(self, conversation: Conversation) -> list[int]:
-        messages, tools = self.encoder.prepare_messages(conversation)
-        text = self.encoder.render(messages, tools, add_generation_prompt=True)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(self.encoder.prompt_text(conversation), add_special_tokens=False)["input_ids"]
 
     def sampling_params(self, settings: GenerationSettings) -> Any:
         if settings.num_beams > 1:
