@@ -113,12 +113,12 @@ class ContinuousBatcher:
         self._mask: torch.Tensor | None = None  # [rows, cached length]: 1 where a real token is
         self._wake = threading.Event()
         self._closing = False
+        self.stats = {"requests": 0, "prompt_tokens": 0, "generated_tokens": 0}
         self._thread = threading.Thread(target=self._loop, name="swift-batcher", daemon=True)
         self._thread.start()
         # A daemon thread still inside torch while the interpreter shuts down aborts the process:
         # stop the loop between steps first.
         atexit.register(self.close)
-        self.stats = {"requests": 0, "prompt_tokens": 0, "generated_tokens": 0}
 
     # -- the caller's side -------------------------------------------------------------------------
 
@@ -184,9 +184,9 @@ class ContinuousBatcher:
         mask = torch.tensor([[0] * (width - len(r.handle.prompt_ids)) + [1] * len(r.handle.prompt_ids) for r in new])
         from transformers import DynamicCache
 
-        cache = DynamicCache(config=self.model.config)
-        logits = self._forward(ids.to(self.device), mask.to(self.device), cache, new)
-        self._merge(new, cache, mask.to(self.device))
+        cache, mask = DynamicCache(config=self.model.config), mask.to(self.device)
+        logits = self._forward(ids.to(self.device), mask, cache, new)
+        self._merge(new, cache, mask)
         self._advance(new, logits)
         self.stats["requests"] += len(new)
         self.stats["prompt_tokens"] += sum(len(r.handle.prompt_ids) for r in new)
@@ -230,8 +230,10 @@ class ContinuousBatcher:
 
     def _advance(self, rows: list[_Running], logits: torch.Tensor) -> None:
         """Append one chosen token to each row, hand out the new text, then retire the finished rows."""
-        choices = choose_tokens(logits, [r.handle.params for r in rows],
-                                [r.handle.prompt_ids + r.generated for r in rows], [r.generator for r in rows])
+        # Only a repetition penalty looks at the tokens so far: no copies of them for the other rows.
+        histories = [r.handle.prompt_ids + r.generated if r.handle.params.repetition_penalty not in (None, 1.0) else []
+                     for r in rows]
+        choices = choose_tokens(logits, [r.handle.params for r in rows], histories, [r.generator for r in rows])
         for running, choice in zip(rows, choices):
             running.generated.append(choice.token)
             running.choices.append(choice)
