@@ -19,6 +19,7 @@ from swift_args.aliases import REMOVED, find_alias
 from swift_args.convert import ConversionError, from_json
 from swift_args.errors import ArgumentError
 from swift_args.fields import specs
+from swift_args.files import apply_umask
 
 SCHEMA_VERSION = 1
 ARGS_FILE = "args.json"
@@ -44,13 +45,17 @@ def to_json_dict(args: Any, command: str) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
+    """Write to a temporary file beside `path`, then rename: a reader never sees half a file.
+
+    The file gets the umask's mode (mkstemp alone would leave it 0600).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False, indent=2)
             f.write("\n")
+        apply_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from swift_args import ArgumentError, Invocation, save_args
 from swift_args.adapters import adapter_path
+from swift_args.files import apply_umask
 
 
 def run_merge(invocation: Invocation) -> int:
@@ -39,6 +40,7 @@ def run_merge(invocation: Invocation) -> int:
     loaded.tokenizer.save_pretrained(staging)
     args.model, args.adapters = str(output), []
     save_args(args, staging, invocation.command.name)
+    apply_umask(staging)  # safetensors writes 0600; a merged model is shared like any other
     if output.exists():
         shutil.rmtree(output)
     staging.rename(output)  # complete, or not there at all

@@ -13,6 +13,8 @@ import re
 import shutil
 from pathlib import Path
 
+from swift_args.files import apply_umask
+
 MARKER = "swift_checkpoint.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
@@ -29,6 +31,15 @@ def write_marker(checkpoint: Path, step: int) -> None:
         os.fsync(f.fileno())
 
 
+def step_of(checkpoint: Path) -> int:
+    """The global step a checkpoint was saved at (its marker's, else its name's)."""
+    try:
+        return int(json.loads((checkpoint / MARKER).read_text())["global_step"])
+    except (OSError, ValueError, KeyError):
+        match = _CHECKPOINT.match(checkpoint.name)
+        return int(match.group(1)) if match else 0
+
+
 def complete_checkpoints(run_dir: Path) -> list[Path]:
     """Complete checkpoints, oldest step first."""
     found = [(int(m.group(1)), p) for p in run_dir.iterdir() if (m := _CHECKPOINT.match(p.name)) and is_complete(p)]
@@ -41,7 +52,12 @@ def latest_complete(run_dir: Path) -> Path | None:
 
 
 def publish(staging: Path, final: Path, step: int) -> None:
-    """Mark `staging` complete and move it into place in one rename."""
+    """Mark `staging` complete and move it into place in one rename.
+
+    Files get the umask's mode first: safetensors' save_file writes 0600, and a checkpoint
+    on a shared cluster must be readable by the group like the rest of the run directory.
+    """
+    apply_umask(staging)
     write_marker(staging, step)
     if final.exists():  # a stale, incomplete directory of the same step from a killed run
         shutil.rmtree(final)
