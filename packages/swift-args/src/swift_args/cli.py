@@ -30,12 +30,17 @@ def _version() -> str:
     return metadata.version("swift-args")
 
 
+NOT_IMPLEMENTED = "not implemented yet: checks arguments only"
+
+
 def format_overview() -> str:
     installed = installed_commands()
     lines = ["usage: swift <command> [--name value ...]", "", "commands:"]
     for name, command in COMMANDS.items():
-        where = "" if name in installed else f"  [not installed: pip install {command.package}]"
-        lines.append(f"  {name:<11} {command.summary}{where}")
+        notes = [] if command.implemented else [NOT_IMPLEMENTED]
+        if name not in installed:
+            notes.append(f"not installed: pip install {command.package}")
+        lines.append(f"  {name:<11} {command.summary}" + "".join(f"  [{note}]" for note in notes))
     lines += ["", "swift <command> --help lists every argument of a command."]
     return "\n".join(lines) + "\n"
 

@@ -23,10 +23,17 @@ ENTRY_POINT_GROUP = "swift.commands"
 
 @dataclass(frozen=True)
 class Command:
+    """One `swift` command.
+
+    `implemented` is False where the entry point checks arguments and then refuses (it passes
+    no command function to run_command); test_cli proves the two agree.
+    """
+
     name: str
     schema: type
     package: str
     summary: str
+    implemented: bool = True
 
     @property
     def is_training(self) -> bool:
@@ -38,14 +45,40 @@ COMMANDS: dict[str, Command] = {
     for c in (
         Command("sft", TrainArguments, "swift-train", "Supervised fine-tuning (LoRA, full and other tuners)."),
         Command("pt", PtArguments, "swift-train", "Continued pre-training on plain text."),
-        Command("rlhf", RlhfArguments, "swift-train", "Preference and RL training: DPO, ORPO, SimPO, KTO, CPO, RM, PPO, GRPO."),
+        Command(
+            "rlhf",
+            RlhfArguments,
+            "swift-train",
+            "Preference and RL training: DPO, ORPO, SimPO, KTO, CPO, RM, PPO, GRPO.",
+            implemented=False,
+        ),
         Command("infer", InferArguments, "swift-infer", "Chat with a model, or run it over a dataset."),
         Command("deploy", DeployArguments, "swift-infer", "Serve a model through an OpenAI-compatible API."),
         Command("sample", SampleArguments, "swift-infer", "Sample many responses per prompt, scored by reward models."),
         Command("merge-lora", MergeLoraArguments, "swift-infer", "Merge LoRA adapters into the base weights."),
-        Command("export", ExportArguments, "swift-export", "Merge, quantize, convert to Ollama/GGUF, push to the hub."),
-        Command("eval", EvalArguments, "swift-eval", "Evaluate a local model or an OpenAI-compatible URL."),
-        Command("app", AppArguments, "swift-app", "A chat app (gradio) over a local or remote deployment."),
-        Command("web-ui", WebUIArguments, "swift-app", "The web UI for every command (gradio)."),
+        Command(
+            "export",
+            ExportArguments,
+            "swift-export",
+            "Merge, quantize, convert to Ollama/GGUF, push to the hub.",
+            implemented=False,
+        ),
+        Command(
+            "eval",
+            EvalArguments,
+            "swift-eval",
+            "Evaluate a local model or an OpenAI-compatible URL.",
+            implemented=False,
+        ),
+        Command(
+            "app",
+            AppArguments,
+            "swift-app",
+            "A chat app (gradio) over a local or remote deployment.",
+            implemented=False,
+        ),
+        Command(
+            "web-ui", WebUIArguments, "swift-app", "The web UI for every command (gradio).", implemented=False
+        ),
     )
 }
