@@ -18,6 +18,7 @@ class BuiltinDataset:
     file: str
     description: str
     aliases: tuple[str, ...] = ()
+    subsets: tuple[str, ...] = ("default",)  # each built-in is one file, so one subset
 
     def path(self) -> Path:
         return Path(str(resources.files("swift_data.datasets") / "builtin" / self.file))

@@ -14,7 +14,7 @@ from swift_args.fields import pick_fields
 
 from swift_data.datasets.builtin import BUILTIN_DATASETS, find_builtin_dataset, read_builtin
 from swift_data.datasets.hub import read_hub_dataset
-from swift_data.datasets.readers import SUFFIXES, RawRow, files_in_folder, read_file
+from swift_data.datasets.readers import SUFFIXES, RawRow, check_subsets, files_in_folder, read_file
 from swift_data.datasets.sampling import sample_indices
 from swift_data.datasets.spec import DatasetSpec, parse_dataset_spec
 
@@ -39,14 +39,30 @@ class DataOptions:
 
 
 def iter_spec_rows(spec: DatasetSpec, options: DataOptions) -> Iterator[RawRow]:
-    """All rows of one --dataset entry, before sampling."""
+    """All rows of one --dataset entry, before sampling; an entry with no rows at all is an error."""
+    empty = True
+    for row in _spec_rows(spec, options):
+        empty = False
+        yield row
+    if empty:
+        raise ArgumentError(
+            f"--dataset {spec.label}: it has no rows "
+            "(an empty file, blank lines only, or a CSV header alone); check that it is the dataset you meant"
+        )
+
+
+def _spec_rows(spec: DatasetSpec, options: DataOptions) -> Iterator[RawRow]:
     path = Path(spec.name).expanduser()
+    # `all` is every subset; only hub datasets cannot be checked offline.
+    asked = [s for s in spec.subsets if s != "all"]
     if spec.hub is None and path.is_file():
+        check_subsets(str(path), asked, ("default",))
         yield from read_file(path)
     elif spec.hub is None and path.is_dir():
         for file in files_in_folder(path, spec.subsets):
             yield from read_file(file)
     elif spec.hub is None and (builtin := find_builtin_dataset(spec.name)) is not None:
+        check_subsets(builtin.name, asked, builtin.subsets)
         yield from read_builtin(builtin, options.model_name, options.model_author)
     elif spec.hub is not None or _looks_like_hub_id(spec.name):
         yield from read_hub_dataset(spec, options.use_hf, options.streaming)
