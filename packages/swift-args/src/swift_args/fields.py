@@ -145,3 +145,30 @@ def type_name(tp: Any) -> str:
         return " or ".join(type_name(a) for a in get_args(tp_inner))
     names = {str: "string", int: "integer", float: "number", bool: "true/false", dict: "JSON object"}
     return names.get(tp_inner, getattr(tp_inner, "__name__", str(tp_inner)))
+
+
+def range_problems(args: Any, ranges: dict[str, str]) -> list[str]:
+    """One line for each numeric argument outside its interval; None (unset) is always allowed.
+
+    Args:
+        ranges: argument name -> interval in the usual notation: "[1, inf)", "(0, inf)", "[0, 1)".
+    """
+    problems = []
+    for name, interval in ranges.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        low, high = (float(part) for part in interval[1:-1].split(","))
+        inside_low = value > low if interval[0] == "(" else value >= low
+        inside_high = value < high if interval[-1] == ")" else value <= high
+        if not (inside_low and inside_high):
+            problems.append(f"--{name} must be {_describe(interval, low, high)}, got {value}")
+    return problems
+
+
+def _describe(interval: str, low: float, high: float) -> str:
+    if high == float("inf") and low == 0 and interval[0] == "(":
+        return "positive"
+    if high == float("inf") and interval[0] == "[":
+        return f"at least {low:g}"
+    return f"in {interval}"

@@ -9,10 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from swift_args.fields import arg
+from swift_args.fields import arg, range_problems
 
 DEEPSPEED_PRESETS = ("zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload")
 STRATEGIES = Literal["no", "steps", "epoch"]
+# The values transformers' Trainer can run with; outside them it fails late or trains nothing.
+_RANGES = {
+    "per_device_train_batch_size": "[1, inf)", "per_device_eval_batch_size": "[1, inf)",
+    "gradient_accumulation_steps": "[1, inf)", "save_steps": "[1, inf)", "logging_steps": "[1, inf)",
+    "eval_steps": "[1, inf)", "save_total_limit": "[1, inf)", "gradient_checkpointing_layers": "[0, inf)",
+    "learning_rate": "(0, inf)", "warmup_ratio": "[0, 1)", "warmup_steps": "[0, inf)", "weight_decay": "[0, inf)",
+    "adam_beta1": "[0, 1)", "adam_beta2": "[0, 1)", "adam_epsilon": "[0, inf)", "max_grad_norm": "[0, inf)",
+    "dataloader_num_workers": "[0, inf)", "neftune_noise_alpha": "[0, inf)", "label_smoothing_factor": "[0, 1)",
+    "ddp_timeout": "[1, inf)", "eval_accumulation_steps": "[1, inf)", "torch_empty_cache_steps": "[1, inf)",
+}  # fmt: skip
 
 
 @dataclass(kw_only=True)
@@ -129,18 +139,11 @@ class TrainerArguments:
             self.greater_is_better = "loss" not in self.metric_for_best_model
 
     def _check(self) -> list[str]:
-        problems = []
-        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
-            if getattr(self, name) < 1:
-                problems.append(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.save_steps < 1:
-            problems.append(f"--save_steps must be at least 1, got {self.save_steps}")
-        if self.gradient_checkpointing_layers is not None and self.gradient_checkpointing_layers < 0:
-            problems.append(f"--gradient_checkpointing_layers must be 0 or more, got {self.gradient_checkpointing_layers}")
-        if self.learning_rate is not None and self.learning_rate <= 0:
-            problems.append(f"--learning_rate must be positive, got {self.learning_rate}")
-        if not 0 <= self.warmup_ratio < 1:
-            problems.append(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        problems = range_problems(self, _RANGES)
+        if self.max_steps == 0 or self.max_steps < -1:
+            problems.append(f"--max_steps must be at least 1, or -1 to train --num_train_epochs, got {self.max_steps}")
+        if self.max_steps <= 0 and self.num_train_epochs <= 0:
+            problems.append(f"--num_train_epochs must be positive (or set --max_steps), got {self.num_train_epochs}")
         if isinstance(self.deepspeed, str) and not (
             self.deepspeed in DEEPSPEED_PRESETS or self.deepspeed.endswith(".json")
         ):
@@ -151,6 +154,4 @@ class TrainerArguments:
             )
         if self.deepspeed and self.fsdp:
             problems.append("--deepspeed and --fsdp cannot be used together; choose one")
-        if self.save_total_limit is not None and self.save_total_limit < 1:
-            problems.append(f"--save_total_limit must be at least 1 (or unset to keep all), got {self.save_total_limit}")
         return problems
