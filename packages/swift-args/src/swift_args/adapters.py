@@ -16,3 +16,39 @@ def split_adapter(spec: str) -> tuple[str | None, str]:
 
 def adapter_path(spec: str) -> str:
     return split_adapter(spec)[1]
+
+
+def adapter_problems(adapters: list[str]) -> list[str]:
+    """What is wrong with each local --adapters entry, said before any model loads.
+
+    An entry that names nothing on disk and looks like `org/name` is a hub id, left to the hub.
+    """
+    problems = []
+    for spec in adapters:
+        raw = adapter_path(spec)
+        path = Path(raw).expanduser()
+        if (path / "adapter_config.json").is_file():
+            continue
+        if not path.exists():
+            if not _looks_like_hub_id(raw):
+                problems.append(f"--adapters {raw}: no such directory")
+        elif path.is_file():
+            problems.append(f"--adapters {raw} is a file; pass the checkpoint directory that holds adapter_config.json")
+        elif (path / "config.json").is_file():
+            problems.append(f"--adapters {raw} is a full model (config.json, no adapter_config.json); "
+                            f"pass it as --model {raw}")
+        else:
+            problems.append(f"no adapter in {raw} (no adapter_config.json); pass a checkpoint directory"
+                            + _checkpoint_hint(path))
+    return problems
+
+
+def _looks_like_hub_id(raw: str) -> bool:
+    return raw.count("/") == 1 and not raw.startswith((".", "/", "~"))
+
+
+def _checkpoint_hint(path: Path) -> str:
+    """', e.g. <run>/checkpoint-30' when `path` is a run directory holding adapter checkpoints."""
+    found = sorted((p for p in path.glob("checkpoint-*") if (p / "adapter_config.json").is_file()),
+                   key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+    return f", e.g. {found[-1]}" if found else " (output/<model>/vN-.../checkpoint-N)"

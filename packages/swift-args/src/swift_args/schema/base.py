@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
+from swift_args.adapters import adapter_problems
 from swift_args.fields import arg
 
 TRAIN_TYPES = ("lora", "full", "longlora", "adalora", "llamapro", "adapter", "vera", "boft", "fourierft", "reft")
@@ -63,6 +64,9 @@ class BaseArguments:
         if self.model_kwargs is None:
             self.model_kwargs = {}
         self.model_kwargs = {**model_kwargs_from_env(), **{k.upper(): v for k, v in self.model_kwargs.items()}}
+
+    def _check(self) -> list[str]:
+        return adapter_problems(self.adapters)
 
 
 # The reference's "Specific Model Arguments": each can be set as --model_kwargs key or as an env var.
