@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from swift_args.errors import ArgumentError
 
 # Set by the torchrun launcher so every worker process writes into the one run directory it made.
 RUN_DIR_ENV = "SWIFT_RUN_DIR"
@@ -43,7 +50,7 @@ def create_run_dir(output_dir: str | Path, add_version: bool = True, now: dateti
             version += 1
 
 
-def start_run(args: Any, command: str) -> Path:
+def start_run(args: Any, command: str, model_dir: str | Path | None = None) -> Path:
     """Create the run directory for a training invocation and write args.json into it first.
 
     `args.output_dir` is updated to the run directory, so args.json records where the run lives
@@ -61,5 +68,83 @@ def start_run(args: Any, command: str) -> Path:
     args.output_dir = str(run_dir)
     if getattr(args, "logging_dir", "unset") is None:
         args.logging_dir = str(run_dir / "runs")
-    save_args(args, run_dir, command)
+    save_args(args, run_dir, command, model_dir)
     return run_dir
+
+
+def check_writable_dir(directory: str | Path, argument: str) -> None:
+    """Refuse a directory that cannot be created or written into, before anything is written.
+
+    The check creates and removes one empty probe directory in the nearest existing ancestor,
+    because permission bits do not tell the truth for root, read-only mounts or /proc.
+    """
+    path = Path(directory).expanduser()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == path else f"is inside {existing}, which is a file"
+        raise ArgumentError(f"{argument} {directory} {what}, not a directory; choose another path")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".swift-write-check-", dir=existing))
+    except OSError as exc:
+        raise ArgumentError(
+            f"{argument} {directory}: cannot create directories in {existing} ({exc.strerror}); choose a writable path"
+        ) from None
+
+
+def has_started(run_dir: Path) -> bool:
+    """Whether a run left anything worth keeping: a checkpoint (finished or not) or a logged step."""
+    if any(p.name.startswith(("checkpoint-", ".tmp-checkpoint-")) for p in run_dir.iterdir()):
+        return True
+    log = run_dir / "logging.jsonl"
+    if not log.is_file():
+        return False
+    with open(log, encoding="utf-8") as f:
+        first = f.readline()
+    try:  # the first record is the first logged step, or the end-of-training summary at step 0
+        return json.loads(first).get("global_step", 0) > 0
+    except (ValueError, AttributeError):
+        return bool(first)
+
+
+def missing_dirs(path: Path) -> list[Path]:
+    """`path` and its ancestors that do not exist yet, deepest first: what creating it would add."""
+    missing = []
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def discard_unstarted(run_dir: Path, created: list[Path]) -> bool:
+    """Remove a run directory that never reached its first step, and the empty parents made for it.
+
+    `created`: the directories (deepest first) that did not exist before the run; anything else,
+    such as an `--add_version false` directory that held files before, is left alone.
+    """
+    run_dir = Path(run_dir).absolute()
+    if run_dir not in created or not run_dir.is_dir() or has_started(run_dir):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for directory in created[created.index(run_dir) + 1:]:
+        try:
+            directory.rmdir()  # only while empty: a sibling run may have appeared meanwhile
+        except OSError:
+            break
+    return True
+
+
+@contextmanager
+def started_run(args: Any, command: str, model_dir: str | Path | None = None) -> Iterator[Path]:
+    """`start_run` for the duration of a run: if it fails before its first step, nothing stays on disk."""
+    created = [] if os.environ.get(RUN_DIR_ENV) else missing_dirs(Path(args.output_dir))
+    run_dir = start_run(args, command, model_dir)
+    if getattr(args, "add_version", True) and not os.environ.get(RUN_DIR_ENV):
+        created.insert(0, run_dir.absolute())
+    try:
+        yield run_dir
+    except BaseException:
+        discard_unstarted(run_dir, created)
+        raise

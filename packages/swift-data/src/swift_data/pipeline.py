@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 from swift_args.fields import pick_fields
+from swift_args.files import apply_umask
 
 from swift_data.datasets.builtin import find_builtin_dataset
-from swift_data.datasets.load import DataOptions, load_dataset_rows
+from swift_data.datasets.load import DataOptions, LoadedRows, load_dataset_rows
 from swift_data.datasets.spec import parse_dataset_spec
 from swift_data.datasets.readers import RawRow
 from swift_data.models.cache import cache_root
@@ -156,6 +157,17 @@ class LazyDataset(torch.utils.data.Dataset):
                 self.skips.skip(row.where, skipped)
         raise RuntimeError("no usable row in the dataset")
 
+    def unusable(self) -> SkipCounter | None:
+        """None once one row encodes; when none does, why each was skipped (counted apart from training's)."""
+        seen = SkipCounter()
+        for row in self.rows:
+            try:
+                encode_row(row, self.encoder, self.options.columns, keep_row=False)
+                return None
+            except SkippedRow as skipped:
+                seen.skip(row.where, skipped)
+        return seen
+
 
 class StreamingDataset(torch.utils.data.IterableDataset):
     """Rows read, converted and tokenized as the trainer iterates; never loaded whole."""
@@ -215,6 +227,7 @@ def _store(path: Path, value: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "wb") as f:
         pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+    apply_umask(tmp)  # mkstemp makes it 0600; whoever shares the cache directory must read it too
     os.replace(tmp, path)
 
 
@@ -229,7 +242,8 @@ class PreparedData:
     from_cache: bool = False
 
 
-def prepare_datasets(args: Any, tokenizer: Any, max_length: int | None = None, report: bool = True) -> PreparedData:
+def prepare_datasets(args: Any, tokenizer: Any, max_length: int | None = None, report: bool = True,
+                     rows: LoadedRows | None = None) -> PreparedData:
     """Load, convert and encode --dataset / --val_dataset for training.
 
     Args:
@@ -238,14 +252,16 @@ def prepare_datasets(args: Any, tokenizer: Any, max_length: int | None = None, r
         max_length: the model's maximum, used when --max_length is not given.
         report: print the skipped-row counts once preprocessing is done (for lazy and streaming
             data that is when the trainer has consumed it; the caller prints `skips.report()` then).
+        rows: the rows `load_dataset_rows` already read (training checks its data before it loads
+            a tokenizer); read here when None.
     """
-    data = _prepare(args, tokenizer, max_length)
+    data = _prepare(args, tokenizer, max_length, rows)
     if report and isinstance(data.train, EncodedDataset):
         data.skips.print_report()
     return data
 
 
-def _prepare(args: Any, tokenizer: Any, max_length: int | None) -> PreparedData:
+def _prepare(args: Any, tokenizer: Any, max_length: int | None, rows: LoadedRows | None) -> PreparedData:
     data_options = DataOptions.from_args(args)
     pipeline = PipelineOptions.from_args(args)
     encoder_options = EncoderOptions.from_args(args)
@@ -253,7 +269,7 @@ def _prepare(args: Any, tokenizer: Any, max_length: int | None) -> PreparedData:
         encoder_options.max_length = max_length
     encoder = Encoder(tokenizer, encoder_options)
     skips = SkipCounter(strict=pipeline.strict)
-    loaded = load_dataset_rows(data_options)
+    loaded = rows if rows is not None else load_dataset_rows(data_options)
     if pipeline.streaming:
         train = StreamingDataset(iter(loaded.train), encoder, pipeline, skips)
         val = EncodedDataset(encode_rows(loaded.val, encoder, pipeline, skips)) if loaded.val else None

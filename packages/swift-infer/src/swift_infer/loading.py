@@ -50,13 +50,20 @@ def _say(message: str) -> None:
     print(f"swift: {message}", file=sys.stderr)
 
 
-def load_model(args: Any, *, device: str | None = None, say: Any = None) -> LoadedModel:
-    """Resolve --model, read its type and template, and load weights and tokenizer."""
+def load_model(args: Any, *, device: str | None = None, say: Any = None, info: ModelInfo | None = None,
+               tokenizer: Any = None) -> LoadedModel:
+    """Resolve --model, read its type and template, and load weights and tokenizer.
+
+    `info` and `tokenizer`, when the caller already resolved the model and loaded its tokenizer
+    (training checks its data with them before any weights load), are used instead of doing it again.
+    """
     from transformers import AutoModelForCausalLM
 
-    if args.model is None:
-        raise ArgumentError("--model is required")
-    model_dir, info = model_for_args(args)
+    if info is None:
+        if args.model is None:
+            raise ArgumentError("--model is required")
+        _, info = model_for_args(args)
+    model_dir = info.model_dir
     device = device or default_device()
     dtype = choose_dtype(args.torch_dtype, info, device.split(":")[0], say)
     kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": _ATTN.get(args.attn_impl or "sdpa")}
@@ -77,7 +84,7 @@ def load_model(args: Any, *, device: str | None = None, say: Any = None) -> Load
             raise ArgumentError(f"cannot load {model_dir}: {str(exc).splitlines()[0]}") from None
     if args.device_map is None:
         model.to(device)
-    return LoadedModel(model, load_tokenizer(model_dir), info, dtype)
+    return LoadedModel(model, tokenizer if tokenizer is not None else load_tokenizer(model_dir), info, dtype)
 
 
 def _rope_factor(args: Any, info: ModelInfo) -> float:

@@ -9,18 +9,33 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from swift_args import Invocation
 from swift_args.launch import DistributedLaunch
-from swift_args.run_dir import RUN_DIR_ENV, start_run
+from swift_args.run_dir import RUN_DIR_ENV, started_run
 
 
-def relaunch_under_torchrun(invocation: Invocation) -> int | None:
-    """Run the command under torchrun when asked to; None when this process should train itself."""
+class _WorkersFailed(Exception):
+    def __init__(self, exit_code: int):
+        self.exit_code = exit_code
+
+
+def relaunch_under_torchrun(invocation: Invocation, model_dir: Path) -> int | None:
+    """Run the command under torchrun when asked to; None when this process should train itself.
+
+    If the workers fail before the first step, the run directory made for them goes again.
+    """
     launch = DistributedLaunch.from_env()
     if not launch.should_relaunch:
         return None
-    run_dir = start_run(invocation.args, invocation.command.name)
-    print(f"swift: run directory {run_dir}; starting {launch.world_size} processes with torchrun", file=sys.stderr)
-    command = launch.torchrun_command(invocation.command.name, invocation.argv)
-    return subprocess.call(command, env={**os.environ, RUN_DIR_ENV: str(run_dir)})
+    try:
+        with started_run(invocation.args, invocation.command.name, model_dir) as run_dir:
+            print(f"swift: run directory {run_dir}; starting {launch.world_size} processes with torchrun", file=sys.stderr)
+            command = launch.torchrun_command(invocation.command.name, invocation.argv)
+            exit_code = subprocess.call(command, env={**os.environ, RUN_DIR_ENV: str(run_dir)})
+            if exit_code != 0:
+                raise _WorkersFailed(exit_code)
+    except _WorkersFailed as failed:
+        return failed.exit_code
+    return 0

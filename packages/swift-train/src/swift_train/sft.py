@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from swift_args import ArgumentError, Invocation
-from swift_args.run_dir import start_run
+from swift_args.run_dir import RUN_DIR_ENV, check_writable_dir, started_run
+from swift_args.shell import swift_command
+from swift_data.models import ModelInfo
 
-from swift_train import checkpoints
+from swift_train import checkpoints, preflight
 
 
 def load_plugins(paths: list[str]) -> None:
@@ -47,23 +49,27 @@ def resume_source(args: Any) -> Path | None:
     return path
 
 
-def prepare_model(args: Any, resume: Path | None) -> Any:
+def model_source(args: Any, resume: Path | None) -> Any:
+    """The arguments whose --model is loaded: a full checkpoint resumed weights-only is a whole
+    model, loaded instead of the base rather than on top of it."""
+    if resume is not None and args.resume_only_model and args.train_type == "full":
+        return dataclasses.replace(args, model=str(resume))
+    return args
+
+
+def prepare_model(args: Any, resume: Path | None, info: ModelInfo, tokenizer: Any) -> Any:
     from swift_infer.loading import load_model
 
     from swift_train.tuners import prepare_full, prepare_lora
 
-    weights_only = resume is not None and args.resume_only_model
-    # A full checkpoint is a whole model: load it instead of the base, not on top of it.
-    loaded = load_model(dataclasses.replace(args, model=str(resume)) if weights_only and args.train_type == "full" else args)
+    loaded = load_model(model_source(args, resume), info=info, tokenizer=tokenizer)
     speed_up(loaded.model, args)
     if args.train_type == "full":
         loaded.model = prepare_full(loaded.model, args)
-    elif args.train_type == "lora":
-        if weights_only:
+    else:
+        if resume is not None and args.resume_only_model:
             args.adapters = [str(resume)]
         loaded.model = prepare_lora(loaded.model, args)
-    else:
-        raise ArgumentError(f"--train_type {args.train_type} is not implemented yet; use lora or full")
     if args.gradient_checkpointing:
         loaded.model.config.use_cache = False
     return loaded
@@ -96,13 +102,17 @@ def _say(message: str) -> None:
 
 
 def run_training(invocation: Invocation) -> int:
-    from swift_data.collator import Collator
-    from swift_data.pipeline import EncodedDataset, prepare_datasets
-    from transformers import set_seed
+    """Check everything that can be checked cheaply, then create the run directory and train.
 
-    from swift_train.logging_jsonl import JsonlLogger
-    from swift_train.trainer import SwiftTrainer
-    from swift_train.training_args import hf_training_args
+    Data, model files, module patterns and the output directory are checked before the run
+    directory exists and before any weights load; a run that still fails before its first step
+    removes its run directory again.
+    """
+    from swift_data.datasets.load import DataOptions, load_dataset_rows
+    from swift_data.models import load_tokenizer, model_for_args
+    from swift_data.pipeline import EncodedDataset, prepare_datasets
+
+    from swift_train.launch import relaunch_under_torchrun
 
     args = invocation.args
     if not args.dataset:
@@ -110,26 +120,49 @@ def run_training(invocation: Invocation) -> int:
 
         raise ArgumentError("--dataset is required: a local file or folder, a hub id, or a built-in dataset "
                             f"({', '.join(BUILTIN_DATASETS)})")
-    from swift_train.launch import relaunch_under_torchrun
-
-    exit_code = relaunch_under_torchrun(invocation)
-    if exit_code is not None:
-        return exit_code
+    preflight.check_train_type(args)
+    if not os.environ.get(RUN_DIR_ENV):
+        check_writable_dir(args.output_dir, "--output_dir")
     load_plugins(args.external_plugins)
     resume = resume_source(args)
-    run_dir = start_run(args, invocation.command.name)  # args.json first, before any work
-    if os.environ.get("RANK", "0") == "0":
-        print(f"swift: run directory {run_dir}", file=sys.stderr)
-    set_seed(args.seed)
-    loaded = prepare_model(args, resume)
-    data = prepare_datasets(args, loaded.tokenizer, max_length=loaded.info.max_model_len)
-    if args.streaming and args.max_steps <= 0:
-        raise ArgumentError("--streaming true needs --max_steps")
+    _, info = model_for_args(model_source(args, resume))
+    exit_code = relaunch_under_torchrun(invocation, info.model_dir)
+    if exit_code is not None:
+        return exit_code
+    rows = load_dataset_rows(DataOptions.from_args(args))  # before the tokenizer: reading rows is cheaper
+    tokenizer = load_tokenizer(info.model_dir)
+    data = prepare_datasets(args, tokenizer, max_length=info.max_model_len, rows=rows)
+    preflight.check_has_rows(data, args)
+    preflight.check_tuner_targets(args, info)
+    with started_run(args, invocation.command.name, info.model_dir) as run_dir:  # args.json first
+        if os.environ.get("RANK", "0") == "0":
+            print(f"swift: run directory {run_dir}", file=sys.stderr)
+        from transformers import set_seed  # imports peft and the trainer: seconds, only once checks passed
+
+        set_seed(args.seed)
+        loaded = prepare_model(args, resume, info, tokenizer)
+        trainer = build_trainer(args, run_dir, loaded, data)
+        checkpoints.clean_staging(run_dir)
+        trainer.train(resume_from_checkpoint=str(resume) if resume is not None and not args.resume_only_model else None)
+        check_trained(trainer, resume)
+    if not isinstance(data.train, EncodedDataset):
+        data.skips.print_report()  # lazy and streaming data count their skips while training
+    return summarise(trainer, run_dir, args)
+
+
+def build_trainer(args: Any, run_dir: Path, loaded: Any, data: Any) -> Any:
+    from swift_data.collator import Collator
+
+    from swift_train.logging_jsonl import JsonlLogger
+    from swift_train.trainer import SwiftTrainer
+    from swift_train.training_args import hf_training_args
+
+    has_eval = data.val is not None and len(data.val) > 0
     trainer = SwiftTrainer(
         model=loaded.model,
-        args=hf_training_args(args, run_dir, loaded.dtype, has_eval=data.val is not None and len(data.val) > 0),
+        args=hf_training_args(args, run_dir, loaded.dtype, has_eval=has_eval),
         train_dataset=data.train,
-        eval_dataset=data.val if data.val is not None and len(data.val) > 0 else None,
+        eval_dataset=data.val if has_eval else None,
         data_collator=Collator(loaded.tokenizer.pad_token_id, args.padding_side, args.packing),
         processing_class=loaded.tokenizer,
         swift_args=args,
@@ -146,11 +179,18 @@ def run_training(invocation: Invocation) -> int:
         from swift_train.checkpointing import CheckpointOnlyFirstLayers
 
         trainer.add_callback(CheckpointOnlyFirstLayers(args.gradient_checkpointing_layers, _say))
-    checkpoints.clean_staging(run_dir)
-    trainer.train(resume_from_checkpoint=str(resume) if resume is not None and not args.resume_only_model else None)
-    if not isinstance(data.train, EncodedDataset):
-        data.skips.print_report()  # lazy and streaming data count their skips while training
-    return summarise(trainer, run_dir, args)
+    return trainer
+
+
+def check_trained(trainer: Any, resume: Path | None) -> None:
+    """A run that trained no step is an error, not a success with nothing in it."""
+    start = checkpoints.step_of(resume) if resume is not None and not trainer.swift_args.resume_only_model else 0
+    if trainer.state.global_step > start:
+        return
+    if resume is not None:
+        raise ArgumentError(f"--resume_from_checkpoint {resume}: the run had already reached step {start} of "
+                            f"{trainer.state.max_steps}; raise --max_steps or --num_train_epochs to train further")
+    raise ArgumentError("no training step was run; check --max_steps, --num_train_epochs and the dataset size")
 
 
 def summarise(trainer: Any, run_dir: Path, args: Any) -> int:
@@ -159,6 +199,6 @@ def summarise(trainer: Any, run_dir: Path, args: Any) -> int:
     last = checkpoints.latest_complete(run_dir)
     best = trainer.state.best_model_checkpoint
     flag = "--adapters" if args.train_type != "full" else "--model"
-    next_command = f"swift infer {flag} {last}" if last is not None else "(no checkpoint was saved: --save_strategy no)"
+    next_command = f"{swift_command()} infer {flag} {last}" if last is not None else "(no checkpoint was saved: --save_strategy no)"
     print(f"swift: done. last checkpoint: {last}; best: {best or last}; next: {next_command}")
     return 0
