@@ -24,7 +24,9 @@ from swift_args.files import apply_umask
 SCHEMA_VERSION = 1
 ARGS_FILE = "args.json"
 LEGACY_FILES = ("args.json", "sft_args.json")
-RESERVED = ("schema_version", "command", "swift_versions")
+# model_dir: where --model resolved on the machine that wrote the file (a cache path that means
+# nothing elsewhere: readers use --model, the portable name, and never load it back).
+RESERVED = ("schema_version", "command", "swift_versions", "model_dir")
 PACKAGES = ("swift-args", "swift-data", "swift-infer", "swift-train", "swift-export", "swift-eval", "swift-app")
 
 
@@ -38,8 +40,10 @@ def installed_versions() -> dict[str, str]:
     return versions
 
 
-def to_json_dict(args: Any, command: str) -> dict[str, Any]:
+def to_json_dict(args: Any, command: str, model_dir: str | Path | None = None) -> dict[str, Any]:
     body = {"schema_version": SCHEMA_VERSION, "command": command, "swift_versions": installed_versions()}
+    if model_dir is not None:
+        body["model_dir"] = str(Path(model_dir).resolve())
     body.update(dataclasses.asdict(args))
     return body
 
@@ -62,9 +66,9 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def save_args(args: Any, run_dir: str | Path, command: str) -> Path:
+def save_args(args: Any, run_dir: str | Path, command: str, model_dir: str | Path | None = None) -> Path:
     path = Path(run_dir) / ARGS_FILE
-    write_json_atomic(path, to_json_dict(args, command))
+    write_json_atomic(path, to_json_dict(args, command, model_dir))
     return path
 
 

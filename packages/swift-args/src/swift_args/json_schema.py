@@ -31,6 +31,8 @@ def args_json_schema(command: str) -> dict[str, Any]:
         "command": {"const": command, "description": "The swift command that wrote the file."},
         "swift_versions": {"type": "object", "additionalProperties": {"type": "string"},
                            "description": "Installed swift-suite package versions."},
+        "model_dir": {"type": "string",
+                      "description": "Where --model resolved on the machine that wrote the file (informational)."},
     }
     for name, spec in specs(COMMANDS[command].schema).items():
         properties[name] = {**type_schema(spec.type), "description": spec.help, "default": spec.default}

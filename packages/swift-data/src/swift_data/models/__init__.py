@@ -3,7 +3,7 @@
 from swift_data.models.builtin import BUILTIN_MODELS, find_builtin
 from swift_data.models.detect import TEMPLATES, ModelInfo, detect_model_info
 from swift_data.models.gguf import ensure_converted
-from swift_data.models.resolve import latest_checkpoint, resolve_model_dir
+from swift_data.models.resolve import latest_checkpoint, portable_model_name, resolve_model_dir
 
 
 def model_for_args(args: object) -> tuple:
@@ -31,5 +31,6 @@ __all__ = [
     "latest_checkpoint",
     "load_tokenizer",
     "model_for_args",
+    "portable_model_name",
     "resolve_model_dir",
 ]

@@ -62,3 +62,19 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     numbered = [(int(m.group(1)), p) for p in run_dir.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))]
     complete = [(n, p) for n, p in numbered if (p / "config.json").is_file() or (p / "adapter_config.json").is_file()]
     return max(complete)[1] if complete else None
+
+
+def portable_model_name(model: str) -> str:
+    """How an artifact names its base model so that it resolves on any machine.
+
+    The built-in alias and hub ids stay as given (their local copies live in per-machine caches);
+    a local path is made absolute, so it still names the same files from another directory.
+    """
+    builtin = find_builtin(model)
+    if builtin is not None:
+        return builtin.alias
+    path = Path(model).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    hub = _HUB_ID.match(model.strip())
+    return hub.group(2) if hub is not None else model

@@ -50,6 +50,7 @@ def prepare_lora(model: Any, args: Any) -> Any:
             model = get_peft_model(model, lora_config(args, model))
         except ValueError as exc:
             raise ArgumentError(f"LoRA: {str(exc).splitlines()[0]} (check --target_modules / --target_regex)") from None
+    name_base_portably(model, args.model)
     if args.lora_dtype is not None:
         for name, parameter in model.named_parameters():
             if "lora_" in name:
@@ -57,6 +58,17 @@ def prepare_lora(model: Any, args: Any) -> Any:
     if args.gradient_checkpointing:
         model.enable_input_require_grads()  # checkpointed frozen embeddings still pass gradients on
     return model
+
+
+def name_base_portably(model: Any, base: str | None) -> None:
+    """adapter_config.json names the base model as the user did (alias, hub id, absolute path),
+    not by the machine-local cache directory it was loaded from: the adapter must load elsewhere."""
+    from swift_data.models import portable_model_name
+
+    if base is None:
+        return
+    for config in model.peft_config.values():
+        config.base_model_name_or_path = portable_model_name(base)
 
 
 def lora_plus_groups(model: Any, args: Any) -> list[dict[str, Any]]:
