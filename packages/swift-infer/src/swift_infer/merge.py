@@ -16,6 +16,7 @@ import torch
 from swift_args import ArgumentError, Invocation, save_args
 from swift_args.adapters import adapter_path
 from swift_args.files import apply_umask
+from swift_args.shell import swift_command
 
 
 def run_merge(invocation: Invocation) -> int:
@@ -44,5 +45,5 @@ def run_merge(invocation: Invocation) -> int:
     if output.exists():
         shutil.rmtree(output)
     staging.rename(output)  # complete, or not there at all
-    print(f"swift: merged {adapter} into {output}; next: swift infer --model {output}", file=sys.stderr)
+    print(f"swift: merged {adapter} into {output}; next: {swift_command()} infer --model {output}", file=sys.stderr)
     return 0
