@@ -17,7 +17,7 @@ _UMASK_LOCK = threading.Lock()
 
 def umask_mode() -> int:
     """The mode a newly created regular file gets under the current umask (0o666 & ~umask)."""
-    return 0o666 & ~_current_umask()
+    return 0o666 & ~current_umask()
 
 
 def apply_umask(path: str | Path) -> None:
@@ -33,7 +33,7 @@ def apply_umask(path: str | Path) -> None:
         os.chmod(file, mode)
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
     """Read the umask without changing it where the OS allows: os.umask can only set it."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:

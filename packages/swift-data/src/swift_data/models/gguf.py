@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from swift_args.files import apply_umask, current_umask
+
 from swift_data.models.cache import cache_root
 
 COMPLETE_MARKER = "swift_source.json"
@@ -88,8 +90,5 @@ def _convert(gguf_path: Path, digest: str, out_dir: Path) -> None:
 
 def _make_shareable(directory: Path) -> None:
     """mkdtemp creates 0700 directories; the cache is meant to be read by every user of the machine."""
-    umask = os.umask(0)
-    os.umask(umask)
-    directory.chmod(0o777 & ~umask)
-    for path in directory.iterdir():
-        path.chmod(0o666 & ~umask)
+    directory.chmod(0o777 & ~current_umask())
+    apply_umask(directory)
