@@ -11,9 +11,10 @@ from pathlib import Path
 SWIFT = str(Path(sys.executable).with_name("swift"))
 
 
-def run_swift(*args: str, cwd: Path | None = None, timeout: int = 900, **env: str) -> subprocess.CompletedProcess[str]:
-    """`swift ...` exactly as a user types it."""
-    return subprocess.run([SWIFT, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+def run_swift(*args: str, cwd: Path | None = None, timeout: int = 900, input: str | None = None,
+              **env: str) -> subprocess.CompletedProcess[str]:
+    """`swift ...` exactly as a user types it (`input`: what they type at its prompt)."""
+    return subprocess.run([SWIFT, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, input=input,
                           env={**os.environ, "TOKENIZERS_PARALLELISM": "false", **env})
 
 

@@ -45,7 +45,7 @@ def test_lora_sft_teaches_smollm2_its_new_name(tmp_path: Path, smollm2_dir: Path
     run_dir = only_run_dir(tmp_path / "out")
     checkpoint = run_dir / "checkpoint-30"
     assert (checkpoint / "adapter_config.json").is_file() and (checkpoint / "swift_checkpoint.json").is_file()
-    assert f"next: swift infer --adapters {checkpoint}" in result.stdout
+    assert f"swift infer --adapters {checkpoint}" in result.stdout.splitlines()[-1]
     who, name, capital = greedy_answers(smollm2_dir, checkpoint, ["Who are you?", "What is your name?",
                                                                   "What is the capital of France?"], adapter=True)
     assert "Swifty" in who and "Swifty" in name
