@@ -53,7 +53,8 @@ def test_lora_sft_teaches_smollm2_its_new_name(tmp_path: Path, smollm2_dir: Path
     log = read_log(run_dir)
     losses = [r["loss"] for r in log if "loss" in r]
     assert losses[-1] < losses[0] / 2
-    assert {"grad_norm", "learning_rate", "token_acc", "epoch", "global_step", "elapsed_s", "tokens_per_s"} <= set(log[0])
+    assert {"grad_norm", "learning_rate", "token_acc", "epoch", "global_step", "elapsed_s", "tokens_per_s",
+            "peak_rss_gib"} <= set(log[0])
     assert json.loads((run_dir / "args.json").read_text())["output_dir"] == str(run_dir)
     assert list((run_dir / "runs").iterdir())  # tensorboard events (report_to tensorboard)
 

@@ -32,6 +32,16 @@ class JsonlLogger(TrainerCallback):
             record["tokens_per_s"] = round((tokens - self.last_tokens) / max(now - self.last_time, 1e-9), 1)
             self.last_time, self.last_tokens = now, tokens
         if torch.cuda.is_available():
-            record["memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+            record["memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)  # peak GPU memory
+        record["peak_rss_gib"] = round(peak_rss_bytes() / 2**30, 3)  # the process's peak host memory
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident memory (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
