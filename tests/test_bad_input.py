@@ -83,6 +83,13 @@ CASES = [
      ["no adapter in", "not_an_adapter", "adapter_config.json", "checkpoint directory"]),
     ("infer: --adapters /tmp", ["infer", "--adapters", "{data}"], ["no adapter in", "adapter_config.json"]),
     ("infer: a full model as an adapter", ["infer", "--adapters", "{model}"], ["is a full model", "--model"]),
+    ("infer: missing --val_dataset", ["infer", "--model", "{model}", "--val_dataset", "{data}/nope.jsonl"],
+     ["nope.jsonl", "no such file"]),
+    ("infer: unwritable --result_path", ["infer", "--model", "{model}", "--val_dataset", "{data}/good.jsonl",
+                                         "--result_path", "/proc/swift/result.jsonl"], ["--result_path", "cannot create"]),
+    ("sample: unwritable --output_dir", ["sample", "--model", "{model}", "--dataset", "{data}/good.jsonl",
+                                         "--output_dir", "/proc/swift"], ["--output_dir", "cannot create"]),
+    ("merge-lora: not an adapter", ["merge-lora", "--adapters", "{data}/not_an_adapter"], ["no adapter in"]),
 ]
 
 

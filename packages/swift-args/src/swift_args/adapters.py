@@ -19,20 +19,14 @@ def adapter_path(spec: str) -> str:
 
 
 def adapter_problems(adapters: list[str]) -> list[str]:
-    """What is wrong with each local --adapters entry, said before any model loads.
-
-    An entry that names nothing on disk and looks like `org/name` is a hub id, left to the hub.
-    """
+    """What is wrong with each --adapters entry that names something on disk, said while parsing."""
     problems = []
     for spec in adapters:
         raw = adapter_path(spec)
         path = Path(raw).expanduser()
-        if (path / "adapter_config.json").is_file():
+        if not path.exists() or (path / "adapter_config.json").is_file():
             continue
-        if not path.exists():
-            if not _looks_like_hub_id(raw):
-                problems.append(f"--adapters {raw}: no such directory")
-        elif path.is_file():
+        if path.is_file():
             problems.append(f"--adapters {raw} is a file; pass the checkpoint directory that holds adapter_config.json")
         elif (path / "config.json").is_file():
             problems.append(f"--adapters {raw} is a full model (config.json, no adapter_config.json); "
@@ -41,6 +35,12 @@ def adapter_problems(adapters: list[str]) -> list[str]:
             problems.append(f"no adapter in {raw} (no adapter_config.json); pass a checkpoint directory"
                             + _checkpoint_hint(path))
     return problems
+
+
+def missing_adapters(adapters: list[str]) -> list[str]:
+    """Entries that name no local path and cannot be hub ids (`org/name`), said before a command runs."""
+    return [f"--adapters {adapter_path(spec)}: no such directory" for spec in adapters
+            if not Path(adapter_path(spec)).expanduser().exists() and not _looks_like_hub_id(adapter_path(spec))]
 
 
 def _looks_like_hub_id(raw: str) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
+from swift_args.adapters import missing_adapters
 from swift_args.commands import COMMANDS, ENTRY_POINT_GROUP
 from swift_args.errors import ArgumentError
 from swift_args.help import format_help
@@ -86,6 +87,9 @@ def run_command(name: str, argv: list[str], command_main: CommandMain | None) ->
             raise ArgumentError(
                 f"swift {name} is not implemented yet in this release; your arguments were checked and are valid"
             )
+        missing = missing_adapters(getattr(invocation.args, "adapters", []))
+        if missing:  # parsing leaves paths alone (args.json and tests name paths of other machines)
+            raise ArgumentError(missing)
         return int(command_main(invocation) or 0)
     except ArgumentError as exc:
         for problem in exc.problems:

@@ -13,6 +13,7 @@ from typing import Any
 
 from swift_args import ArgumentError, Invocation
 from swift_args.adapters import adapter_path, split_adapter
+from swift_args.run_dir import check_writable_dir
 from swift_data.datasets.load import DataOptions, load_dataset_rows
 from swift_data.preprocess.conversation import Conversation
 from swift_data.preprocess.formats import rename_columns, to_conversation
@@ -118,8 +119,7 @@ def split_label(conversation: Conversation) -> tuple[Conversation, str | None]:
     return conversation, None
 
 
-def run_dataset(engine: PtEngine, args: Any) -> int:
-    rows = dataset_rows(args)
+def run_dataset(engine: PtEngine, args: Any, rows: list[Any]) -> int:
     if args.val_dataset_sample is not None:
         rows = rows[: args.val_dataset_sample]
     path = Path(args.result_path)  # run_infer fixed it, so every process writes to the same place
@@ -223,10 +223,13 @@ def run_infer(invocation: Invocation) -> int:
     dataset_mode = bool(args.val_dataset or (args.load_data_args and args.dataset))
     if dataset_mode and not args.result_path:
         args.result_path = str(default_result_path(args))
+    if dataset_mode:  # the data and where its answers go are checked before any weights load
+        check_writable_dir(Path(args.result_path).parent, "--result_path")
+        rows = dataset_rows(args)
     launched = relaunch_under_torchrun(invocation, Path(args.result_path or "."), dataset_mode)
     if launched is not None:
         return launched
     engine = load_engine(args)
     if dataset_mode:
-        return run_dataset(engine, args)
+        return run_dataset(engine, args, rows)
     return run_interactive(engine, args)

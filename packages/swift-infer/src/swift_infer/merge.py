@@ -16,6 +16,7 @@ import torch
 from swift_args import ArgumentError, Invocation, save_args
 from swift_args.adapters import adapter_path
 from swift_args.files import apply_umask
+from swift_args.run_dir import check_writable_dir
 from swift_args.shell import swift_command
 
 
@@ -28,9 +29,8 @@ def run_merge(invocation: Invocation) -> int:
     output = Path(args.output_dir)
     if output.exists() and any(output.iterdir()) and not args.exist_ok:
         raise ArgumentError(f"--output_dir {output} exists and is not empty; pass --exist_ok true to overwrite it")
+    check_writable_dir(output.parent, "--output_dir")  # the merged model is staged beside it
     adapter = adapter_path(args.adapters[0])
-    if not (Path(adapter) / "adapter_config.json").is_file():
-        raise ArgumentError(f"--adapters {adapter}: no adapter_config.json there; is it a LoRA checkpoint?")
     loaded = load_model(args, device="cpu")  # merging needs no accelerator, and never runs out of its memory
     model = PeftModel.from_pretrained(loaded.model, adapter).merge_and_unload()
     if args.torch_dtype is None and loaded.info.torch_dtype:  # merged in float32, saved as the base was

@@ -28,6 +28,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from swift_args import ArgumentError, Invocation
+from swift_args.run_dir import check_writable_dir
 from swift_data.datasets.load import DataOptions, load_dataset_rows
 from swift_data.preprocess.conversation import Conversation
 from swift_data.preprocess.formats import rename_columns, to_conversation
@@ -95,6 +96,7 @@ def output_path(args: Any) -> Path:
             name += f"-part{args.data_range[0]}of{args.data_range[1]}"
         name += ".jsonl"
     path = Path(args.output_dir) / name
+    check_writable_dir(path.parent, "--output_dir")
     if path.exists() and not args.override_exist_file:
         raise ArgumentError(f"{path} exists; pass --override_exist_file true to replace it, or another --output_file")
     return path

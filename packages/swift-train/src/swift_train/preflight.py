@@ -36,9 +36,12 @@ def check_tuner_targets(args: Any, info: ModelInfo) -> None:
 
     from swift_train.tuners import lora_config
 
-    config = AutoConfig.from_pretrained(info.model_dir)
-    with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(config)
+    try:
+        config = AutoConfig.from_pretrained(info.model_dir)
+        with torch.device("meta"):
+            skeleton = AutoModelForCausalLM.from_config(config)
+    except Exception:  # noqa: BLE001 - an architecture that cannot be built weightless is checked when it loads
+        return
     lora = lora_config(args, skeleton)
     lora.init_lora_weights = False
     try:

@@ -125,11 +125,11 @@ def run_training(invocation: Invocation) -> int:
         check_writable_dir(args.output_dir, "--output_dir")
     load_plugins(args.external_plugins)
     resume = resume_source(args)
+    rows = load_dataset_rows(DataOptions.from_args(args))  # before the model: a hub model may be gigabytes away
     _, info = model_for_args(model_source(args, resume))
     exit_code = relaunch_under_torchrun(invocation, info.model_dir)
     if exit_code is not None:
         return exit_code
-    rows = load_dataset_rows(DataOptions.from_args(args))  # before the tokenizer: reading rows is cheaper
     tokenizer = load_tokenizer(info.model_dir)
     data = prepare_datasets(args, tokenizer, max_length=info.max_model_len, rows=rows)
     preflight.check_has_rows(data, args)
