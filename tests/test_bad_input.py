@@ -148,17 +148,17 @@ def test_run_files_are_group_readable_and_the_adapter_names_its_base_portably(
 @pytest.mark.slow
 def test_the_printed_next_step_runs_as_printed(data: Path, tiny_chat_model: Path, tmp_path: Path) -> None:
     """The README trains through `python3 -m uv run`; the printed `next:` command must work from that shell."""
-    python3 = shutil.which("python3")
     project = Path(__file__).resolve().parents[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UV", "VIRTUAL_ENV"))}
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if not p.startswith(str(project)))
+    python3 = shutil.which("python3", path=env["PATH"])  # the user's python3 (CI installs uv into it)
     train = subprocess.run(
         [python3, "-m", "uv", "run", "--project", str(project), "--locked", "--all-packages", "swift",
          *sft(tiny_chat_model, str(data / "good.jsonl"))],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert train.returncode == 0, train.stderr[-3000:]
     next_step = train.stdout.strip().splitlines()[-1].split("next: ", 1)[1]
-    assert next_step.startswith("python3 -m uv run --project") and " swift infer --adapters output/" in next_step
+    assert " -m uv run --project " in next_step and " swift infer --adapters output/" in next_step
     chat = subprocess.run(
         ["bash", "-c", next_step + " --max_new_tokens 4"], cwd=tmp_path, env=env, input="hello\n/quit\n",
         capture_output=True, text=True, timeout=600)
