@@ -40,13 +40,38 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory: pytest.TempPathFactory, tiny_chat_model: Path) -> Path:
+    """Model directories missing a part or holding a broken one, a plugin that raises, and an adapter of
+    another model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("broken")
+    for name, drop in (("no_tokenizer", ("tokenizer.json", "tokenizer_config.json")), ("no_weights", ("model.safetensors",)),
+                       ("bad_weights", ()), ("bad_template", ())):
+        shutil.copytree(tiny_chat_model, folder / name)
+        for file in drop:
+            (folder / name / file).unlink()
+    (folder / "bad_weights" / "model.safetensors").write_bytes(b"\xff" * 4096)
+    (folder / "bad_template" / "chat_template.jinja").write_text("{% for %}}")
+    (folder / "raises.py").write_text("import os\nraise RuntimeError('boom from plugin')\n")
+    (folder / "loss_scale.json").write_text("[1, 2]")
+    torch.manual_seed(0)
+    other = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                         num_key_value_heads=2, vocab_size=49152))
+    get_peft_model(other, LoraConfig(target_modules=["q_proj", "v_proj"])).save_pretrained(folder / "other_adapter")
+    return folder
+
+
 def sft(model: Path, dataset: str, *extra: str) -> list[str]:
     return ["sft", "--model", str(model), "--dataset", dataset, "--max_steps", "2", "--report_to", "none",
             "--per_device_train_batch_size", "2", "--split_dataset_ratio", "0", "--gradient_checkpointing", "false",
             *extra]
 
 
-# (case, command, words the one error line must hold); {data} and {model} are filled in per test.
+# (case, command, words the one error line must hold); {data}, {model} and {broken} are filled in per test.
 CASES = [
     ("missing dataset", sft("{model}", "{data}/nope.jsonl"), ["--dataset", "nope.jsonl", "no such file"]),
     ("#abc", sft("{model}", "{data}/good.jsonl#abc"), ["#N suffix must be a positive integer", "'abc'"]),
@@ -90,13 +115,30 @@ CASES = [
     ("sample: unwritable --output_dir", ["sample", "--model", "{model}", "--dataset", "{data}/good.jsonl",
                                          "--output_dir", "/proc/swift"], ["--output_dir", "cannot create"]),
     ("merge-lora: not an adapter", ["merge-lora", "--adapters", "{data}/not_an_adapter"], ["no adapter in"]),
+    ("model without tokenizer files", sft("{broken}/no_tokenizer", "{data}/good.jsonl"),
+     ["no_tokenizer", "cannot load the tokenizer"]),
+    ("model without weights", sft("{broken}/no_weights", "{data}/good.jsonl"), ["cannot load the weights", "no_weights"]),
+    ("model with corrupt weights", sft("{broken}/bad_weights", "{data}/good.jsonl"), ["cannot load the weights", "bad_weights"]),
+    ("model with a broken chat template", sft("{broken}/bad_template", "{data}/good.jsonl"), ["chat template fails", "--template"]),
+    ("plugin that raises", sft("{model}", "{data}/good.jsonl", "--external_plugins", "{broken}/raises.py"),
+     ["raises.py:2", "RuntimeError: boom from plugin"]),
+    ("loss_scale JSON of the wrong shape", sft("{model}", "{data}/good.jsonl", "--loss_scale", "{broken}/loss_scale.json"),
+     ["loss_scale.json", "expected a JSON object"]),
+    ("invalid target_regex", sft("{model}", "{data}/good.jsonl", "--target_regex", "[a"), ["--target_regex", "not a valid regular"]),
+    ("fsdp in one process", sft("{model}", "{data}/good.jsonl", "--fsdp", "full_shard"), ["--fsdp", "NPROC_PER_NODE"]),
+    ("attention implementation not installed", sft("{model}", "{data}/good.jsonl", "--attn_impl", "flash_attn"),
+     ["--attn_impl flash_attn"]),
+    ("adapter of another model", sft("{model}", "{data}/good.jsonl", "--adapters", "{broken}/other_adapter"),
+     ["other_adapter does not fit this model", "size mismatch"]),
+    ("infer: adapter of another model", ["infer", "--model", "{model}", "--adapters", "{broken}/other_adapter"],
+     ["does not fit this model"]),
 ]
 
 
 @pytest.mark.parametrize(("command", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_fails_fast_and_clean(command: list[str], words: list[str], data: Path, tiny_chat_model: Path,
-                                        tmp_path: Path) -> None:
-    argv = [a.format(data=data, model=tiny_chat_model) for a in command]
+def test_bad_input_fails_fast_and_clean(command: list[str], words: list[str], data: Path, broken: Path,
+                                        tiny_chat_model: Path, tmp_path: Path) -> None:
+    argv = [a.format(data=data, model=tiny_chat_model, broken=broken) for a in command]
     result = run_swift(*argv, cwd=tmp_path, timeout=300)
     errors = [line for line in result.stderr.splitlines() if ": error: " in line]
     assert result.returncode == 2, result.stderr[-2000:]

@@ -84,14 +84,10 @@ def adapter_names(adapters: list[str]) -> list[tuple[str, str, bool]]:
 
 def load_adapters(model: Any, pairs: list[tuple[str, str, bool]]) -> Any:
     """Attach every adapter to one PeftModel; requests pick theirs by name."""
-    if pairs:
-        from peft import PeftModel
+    from swift_infer.loading import attach_adapter
 
-        for index, (name, path, _) in enumerate(pairs):
-            if index == 0:
-                model = PeftModel.from_pretrained(model, path, adapter_name=name)
-            else:
-                model.load_adapter(path, adapter_name=name)
+    for name, path, _ in pairs:
+        model = attach_adapter(model, path, adapter_name=name)
     return model
 
 

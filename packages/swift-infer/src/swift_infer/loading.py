@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from swift_args import ArgumentError
 from swift_data.models import ModelInfo, load_tokenizer, model_for_args
 
@@ -82,6 +83,10 @@ def load_model(args: Any, *, device: str | None = None, say: Any = None, info: M
             model = AutoModelForCausalLM.from_pretrained(model_dir, **{**kwargs, "attn_implementation": "eager"})
         else:
             raise ArgumentError(f"cannot load {model_dir}: {str(exc).splitlines()[0]}") from None
+    except ImportError as exc:  # an attention implementation whose package is missing, e.g. flash_attn
+        raise ArgumentError(f"--attn_impl {args.attn_impl}: {str(exc).splitlines()[0]}") from None
+    except (OSError, SafetensorError) as exc:  # weights missing, truncated or not safetensors at all
+        raise ArgumentError(f"cannot load the weights in {model_dir}: {str(exc).splitlines()[0]}") from None
     if args.device_map is None:
         model.to(device)
     return LoadedModel(model, tokenizer if tokenizer is not None else load_tokenizer(model_dir), info, dtype)
@@ -115,3 +120,20 @@ def quantization_config(args: Any, dtype: torch.dtype) -> Any:
     from transformers import EetqConfig
 
     return EetqConfig("int8")
+
+
+def attach_adapter(model: Any, path: str, adapter_name: str = "default", is_trainable: bool = False) -> Any:
+    """`model` with the PEFT adapter at `path` added; an adapter of another base model is one line."""
+    from peft import PeftModel
+
+    try:
+        if isinstance(model, PeftModel):
+            model.load_adapter(path, adapter_name=adapter_name, is_trainable=is_trainable)
+            return model
+        return PeftModel.from_pretrained(model, path, adapter_name=adapter_name, is_trainable=is_trainable)
+    except RuntimeError as exc:
+        mismatch = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), None)
+        if mismatch is None:
+            raise
+        raise ArgumentError(f"--adapters {path} does not fit this model, it was trained on another base "
+                            f"({mismatch}); pass the --model it was trained from") from None

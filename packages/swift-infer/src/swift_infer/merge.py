@@ -21,9 +21,7 @@ from swift_args.shell import swift_command
 
 
 def run_merge(invocation: Invocation) -> int:
-    from peft import PeftModel
-
-    from swift_infer.loading import DTYPES, load_model
+    from swift_infer.loading import DTYPES, attach_adapter, load_model
 
     args = invocation.args
     output = Path(args.output_dir)
@@ -32,7 +30,7 @@ def run_merge(invocation: Invocation) -> int:
     check_writable_dir(output.parent, "--output_dir")  # the merged model is staged beside it
     adapter = adapter_path(args.adapters[0])
     loaded = load_model(args, device="cpu")  # merging needs no accelerator, and never runs out of its memory
-    model = PeftModel.from_pretrained(loaded.model, adapter).merge_and_unload()
+    model = attach_adapter(loaded.model, adapter).merge_and_unload()
     if args.torch_dtype is None and loaded.info.torch_dtype:  # merged in float32, saved as the base was
         model = model.to(DTYPES.get(str(loaded.info.torch_dtype).replace("torch.", ""), torch.float32))
     staging = output.with_name(f".{output.name}.tmp")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import os
 import sys
@@ -28,6 +27,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from swift_args import ArgumentError, Invocation
+from swift_args.plugins import import_files
 from swift_args.run_dir import check_writable_dir
 from swift_data.datasets.load import DataOptions, load_dataset_rows
 from swift_data.preprocess.conversation import Conversation
@@ -64,16 +64,6 @@ def check_supported(args: Any) -> None:
             raise ArgumentError(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.easy_query_threshold is not None and args.orm_model is None:
         raise ArgumentError("--easy_query_threshold needs --orm_model (it counts the ORM-correct share per query)")
-
-
-def load_plugins(paths: list[str]) -> None:
-    """--custom_register_path: Python files imported first; they may add to rewards.orms / prms."""
-    for index, path in enumerate(paths):
-        if not Path(path).is_file():
-            raise ArgumentError(f"--custom_register_path {path}: no such file")
-        spec = importlib.util.spec_from_file_location(f"swift_custom_register_{index}", path)
-        assert spec is not None and spec.loader is not None
-        spec.loader.exec_module(importlib.util.module_from_spec(spec))
 
 
 def reward_fn(kind: str, name: str | None, registry: dict[str, RewardFn]) -> RewardFn | None:
@@ -238,7 +228,7 @@ def run_sample(invocation: Invocation) -> int:
 
     args = invocation.args
     check_supported(args)
-    load_plugins(args.custom_register_path)
+    import_files(args.custom_register_path, "--custom_register_path")
     orm, prm = reward_fn("orm", args.orm_model, orms), reward_fn("prm", args.prm_model, prms)
     path = output_path(args)
     caches = read_caches(args.cache_files)

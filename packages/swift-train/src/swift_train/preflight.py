@@ -8,6 +8,7 @@ leaves nothing on disk.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from swift_args import ArgumentError
@@ -66,3 +67,23 @@ def check_has_rows(data: Any, args: Any) -> None:
     if skips is not None:
         why = skips.report().removeprefix("preprocessing: ") if skips.total else "the dataset has no rows"
         raise ArgumentError(f"--dataset {' '.join(args.dataset)}: no usable rows for training; {why}")
+
+
+def check_trainer_args(args: Any, info: ModelInfo, has_eval: bool) -> None:
+    """transformers' own checks of the trainer arguments (bf16 without a GPU, fsdp on one process, a
+    missing fsdp_config file, ...), run on a throwaway copy before the run directory exists."""
+    from pathlib import Path
+
+    from swift_infer.loading import choose_dtype, default_device
+
+    from swift_train.training_args import hf_training_args
+
+    if args.fsdp and int(os.environ.get("WORLD_SIZE", "1")) == 1:  # checked in a worker, or in the only process
+        raise ArgumentError("--fsdp shards the model over several processes; start them with NPROC_PER_NODE=N "
+                            "(one per GPU), or drop --fsdp")
+    dtype = choose_dtype(args.torch_dtype, info, default_device().split(":")[0], say=lambda _: None)
+    try:
+        hf_training_args(args, Path(args.output_dir), dtype, has_eval)
+    except (ValueError, OSError, ImportError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ArgumentError(f"trainer arguments: {first}") from None

@@ -6,29 +6,18 @@ Run as: swift sft --model SmolLM2-135M-Instruct --dataset self-cognition#500 --m
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from swift_args import ArgumentError, Invocation
+from swift_args.plugins import import_files
 from swift_args.run_dir import RUN_DIR_ENV, check_writable_dir, started_run
 from swift_args.shell import swift_command
 from swift_data.models import ModelInfo
 
 from swift_train import checkpoints, preflight
-
-
-def load_plugins(paths: list[str]) -> None:
-    """--external_plugins: Python files imported before training (they register or patch things)."""
-    for index, path in enumerate(paths):
-        if not Path(path).is_file():
-            raise ArgumentError(f"--external_plugins {path}: no such file")
-        spec = importlib.util.spec_from_file_location(f"swift_plugin_{index}", path)
-        module = importlib.util.module_from_spec(spec)
-        assert spec.loader is not None
-        spec.loader.exec_module(module)
 
 
 def resume_source(args: Any) -> Path | None:
@@ -123,7 +112,7 @@ def run_training(invocation: Invocation) -> int:
     preflight.check_train_type(args)
     if not os.environ.get(RUN_DIR_ENV):
         check_writable_dir(args.output_dir, "--output_dir")
-    load_plugins(args.external_plugins)
+    import_files(args.external_plugins, "--external_plugins")
     resume = resume_source(args)
     rows = load_dataset_rows(DataOptions.from_args(args))  # before the model: a hub model may be gigabytes away
     _, info = model_for_args(model_source(args, resume))
@@ -134,6 +123,7 @@ def run_training(invocation: Invocation) -> int:
     data = prepare_datasets(args, tokenizer, max_length=info.max_model_len, rows=rows)
     preflight.check_has_rows(data, args)
     preflight.check_tuner_targets(args, info)
+    preflight.check_trainer_args(args, info, has_eval=data.val is not None and len(data.val) > 0)
     with started_run(args, invocation.command.name, info.model_dir) as run_dir:  # args.json first
         if os.environ.get("RANK", "0") == "0":
             print(f"swift: run directory {run_dir}", file=sys.stderr)

@@ -34,12 +34,16 @@ class TunerArguments:
     )
 
     def _check(self) -> list[str]:
+        problems = []
         if not _INIT_WEIGHTS.match(self.init_weights.lower()):
-            return [
-                f"--init_weights '{self.init_weights}' is not valid; use true, false, gaussian, pissa, "
-                "pissa_niter_N (LoRA) or bat (Bone)"
-            ]
-        return []
+            problems.append(f"--init_weights '{self.init_weights}' is not valid; use true, false, gaussian, pissa, "
+                            "pissa_niter_N (LoRA) or bat (Bone)")
+        if self.target_regex is not None:
+            try:
+                re.compile(self.target_regex)
+            except re.error as exc:
+                problems.append(f"--target_regex '{self.target_regex}' is not a valid regular expression ({exc})")
+        return problems
 
 
 @dataclass(kw_only=True)

@@ -16,7 +16,14 @@ def load_tokenizer(model_dir: object) -> object:
     """The model's tokenizer, with a pad token (batches need one; padded positions are masked)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many types for missing or broken files
+        from swift_args import ArgumentError
+
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ArgumentError(f"{model_dir}: cannot load the tokenizer ({type(exc).__name__}: {first}); the model "
+                            "directory needs tokenizer.json and tokenizer_config.json") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

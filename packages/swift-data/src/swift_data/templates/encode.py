@@ -102,10 +102,16 @@ class Encoder:
 
     def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
                add_generation_prompt: bool = False) -> str:
-        return self.tokenizer.apply_chat_template(
-            messages, tools=tools, chat_template=self.chat_template, tokenize=False,
-            add_generation_prompt=add_generation_prompt,
-        )
+        from jinja2 import TemplateError as JinjaError
+
+        try:
+            return self.tokenizer.apply_chat_template(
+                messages, tools=tools, chat_template=self.chat_template, tokenize=False,
+                add_generation_prompt=add_generation_prompt,
+            )
+        except JinjaError as exc:  # a broken template in the model's files, or one that raises on purpose
+            raise TemplateError(f"the model's chat template fails ({type(exc).__name__}: {exc}); fix it or pass "
+                                f"--template with one of: {', '.join(BUILTIN_TEMPLATES)}") from None
 
     def trained_spans(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
                       full_text: str) -> list[tuple[int, int, int]]:

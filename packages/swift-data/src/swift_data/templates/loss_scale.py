@@ -80,6 +80,8 @@ def load_loss_scale(value: str) -> LossScale:
         config = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ArgumentError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(config, dict) or not all(isinstance(config.get(k, {}), dict) for k in ("response", "query")):
+        raise ArgumentError(f"{path}: expected a JSON object of rules: {{\"response\": {{...}}, \"query\": {{...}}}}")
     response = config.get("response", {} if "query" in config else config)
     query = config.get("query", {})
     for key, weights in response.items():

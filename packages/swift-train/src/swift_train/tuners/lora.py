@@ -6,7 +6,7 @@ from typing import Any
 
 from swift_args import ArgumentError
 from swift_args.adapters import adapter_path
-from swift_infer.loading import DTYPES
+from swift_infer.loading import DTYPES, attach_adapter
 
 
 def _init_weights(value: str) -> bool | str:
@@ -40,11 +40,11 @@ def lora_config(args: Any, model: Any = None) -> Any:
 
 def prepare_lora(model: Any, args: Any) -> Any:
     """Wrap the model with LoRA adapters (or load --adapters / a resumed adapter to keep training)."""
-    from peft import PeftModel, get_peft_model
+    from peft import get_peft_model
 
     if args.adapters:
         path = adapter_path(args.adapters[0])
-        model = PeftModel.from_pretrained(model, path, is_trainable=True)
+        model = attach_adapter(model, path, is_trainable=True)
     else:
         try:
             model = get_peft_model(model, lora_config(args, model))
