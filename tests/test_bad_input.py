@@ -35,6 +35,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "binary.jsonl").write_bytes(bytes(range(256)) * 10)
     (folder / "text.parquet").write_text("this is not parquet\n")
     (folder / "no_columns.csv").write_text("foo,bar\n1,2\n3,4\n")
+    (folder / "bad_tools.jsonl").write_text(lines([{**ROW, "tools": [1, "x", None]}] * 2))
     (folder / "a_file").write_text("x")
     (folder / "not_an_adapter").mkdir()
     return folder
@@ -132,6 +133,21 @@ CASES = [
      ["other_adapter does not fit this model", "size mismatch"]),
     ("infer: adapter of another model", ["infer", "--model", "{model}", "--adapters", "{broken}/other_adapter"],
      ["does not fit this model"]),
+    ("infer: negative top_k", ["infer", "--model", "{model}", "--top_k", "-5"], ["--top_k must be at least 0"]),
+    ("infer: zero max_new_tokens", ["infer", "--model", "{model}", "--max_new_tokens", "0"], ["--max_new_tokens must be at least 1"]),
+    ("infer: seed outside torch's range", ["infer", "--model", "{model}", "--seed", "-1"], ["--seed must be in [0, 4294967295]"]),
+    ("infer: --result_path is a directory", ["infer", "--model", "{model}", "--val_dataset", "{data}/good.jsonl",
+                                              "--result_path", "{data}"], ["--result_path", "is a directory"]),
+    ("merge-lora: --output_dir is a file", ["merge-lora", "--adapters", "{broken}/other_adapter", "--output_dir",
+                                            "{data}/a_file"], ["--output_dir", "a_file is a file"]),
+    ("unwritable --logging_dir", sft("{model}", "{data}/good.jsonl", "--logging_dir", "/proc/swift-logs"),
+     ["--logging_dir /proc/swift-logs", "cannot create"]),
+    ("lr_scheduler_kwargs the schedule does not take", sft("{model}", "{data}/good.jsonl", "--lr_scheduler_kwargs",
+                                                           '{{"nosuch": 1}}'), ["--lr_scheduler_kwargs", "nosuch", "num_cycles"]),
+    ("epochs not a number", sft("{model}", "{data}/good.jsonl", "--max_steps", "-1", "--num_train_epochs", "nan"),
+     ["--num_train_epochs must be positive"]),
+    ("lora_alpha 0", sft("{model}", "{data}/good.jsonl", "--lora_alpha", "0"), ["--lora_alpha must be positive"]),
+    ("tools that are not objects", sft("{model}", "{data}/bad_tools.jsonl"), ["no usable rows", "tools must be a list"]),
 ]
 
 
@@ -225,3 +241,16 @@ def test_an_adapter_of_the_builtin_model_loads_where_the_cache_lives_elsewhere(d
     assert chat.returncode == 0, chat.stderr[-3000:]
     assert "<<< >>> " in chat.stdout
     assert any(elsewhere.rglob("config.json"))  # the base was resolved afresh there, not from the old path
+
+
+def test_deploy_refuses_a_port_in_use_before_loading(tiny_chat_model: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_swift("deploy", "--model", str(tiny_chat_model), "--host", "127.0.0.1", "--port", str(port),
+                           cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"--port {port}: cannot listen there" in result.stderr and "Traceback" not in result.stderr

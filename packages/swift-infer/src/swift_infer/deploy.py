@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from swift_args import Invocation
+from swift_args import ArgumentError, Invocation
 from swift_data.preprocess.conversation import Conversation
 from swift_data.templates.tools import parse_tool_calls
 
@@ -339,12 +339,31 @@ def _lifespan(server: Server) -> Any:
     return lifespan
 
 
+def check_can_listen(host: str, port: int) -> None:
+    """--host resolves and --port is free there (another server may still take it before uvicorn does)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ArgumentError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ArgumentError(f"--host {host} --port {port}: cannot listen there ({exc.strerror}); "
+                                "choose another --port or stop the server that holds it") from None
+
+
 def run_deploy(invocation: Invocation) -> int:
     import uvicorn
 
     from swift_infer.infer import adapter_names, load_engine
 
     args = invocation.args
+    check_can_listen(args.host, args.port)  # before the model loads, not after minutes of it
     engine = load_engine(args, serve=True)
     models = served_models(args.served_model_name or "default", adapter_names(args.adapters))
     app = build_app(engine, args, models)

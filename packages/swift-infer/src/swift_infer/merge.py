@@ -25,9 +25,9 @@ def run_merge(invocation: Invocation) -> int:
 
     args = invocation.args
     output = Path(args.output_dir)
+    check_writable_dir(output, "--output_dir")  # also its parent, where the merged model is staged
     if output.exists() and any(output.iterdir()) and not args.exist_ok:
         raise ArgumentError(f"--output_dir {output} exists and is not empty; pass --exist_ok true to overwrite it")
-    check_writable_dir(output.parent, "--output_dir")  # the merged model is staged beside it
     adapter = adapter_path(args.adapters[0])
     loaded = load_model(args, device="cpu")  # merging needs no accelerator, and never runs out of its memory
     model = attach_adapter(loaded.model, adapter).merge_and_unload()

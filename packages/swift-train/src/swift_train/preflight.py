@@ -83,7 +83,24 @@ def check_trainer_args(args: Any, info: ModelInfo, has_eval: bool) -> None:
                             "(one per GPU), or drop --fsdp")
     dtype = choose_dtype(args.torch_dtype, info, default_device().split(":")[0], say=lambda _: None)
     try:
-        hf_training_args(args, Path(args.output_dir), dtype, has_eval)
+        trainer_args = hf_training_args(args, Path(args.output_dir), dtype, has_eval)
     except (ValueError, OSError, ImportError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ArgumentError(f"trainer arguments: {first}") from None
+    check_scheduler_kwargs(trainer_args)
+
+
+def check_scheduler_kwargs(trainer_args: Any) -> None:
+    """--lr_scheduler_kwargs names only what the chosen schedule takes (else a TypeError at step 0)."""
+    import inspect
+
+    from transformers.optimization import TYPE_TO_SCHEDULER_FUNCTION
+
+    schedule = TYPE_TO_SCHEDULER_FUNCTION.get(trainer_args.lr_scheduler_type)
+    if schedule is None or not trainer_args.lr_scheduler_kwargs:
+        return
+    taken = set(inspect.signature(schedule).parameters) - {"optimizer", "num_warmup_steps", "num_training_steps"}
+    unknown = sorted(set(trainer_args.lr_scheduler_kwargs) - taken)
+    if unknown:
+        raise ArgumentError(f"--lr_scheduler_kwargs: {', '.join(unknown)} not taken by the "
+                            f"{trainer_args.lr_scheduler_type.value} schedule; it takes {', '.join(sorted(taken)) or 'nothing'}")

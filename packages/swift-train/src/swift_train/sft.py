@@ -112,6 +112,8 @@ def run_training(invocation: Invocation) -> int:
     preflight.check_train_type(args)
     if not os.environ.get(RUN_DIR_ENV):
         check_writable_dir(args.output_dir, "--output_dir")
+        if args.logging_dir is not None:
+            check_writable_dir(args.logging_dir, "--logging_dir")
     import_files(args.external_plugins, "--external_plugins")
     resume = resume_source(args)
     rows = load_dataset_rows(DataOptions.from_args(args))  # before the model: a hub model may be gigabytes away

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from swift_args.adapters import adapter_problems
-from swift_args.fields import arg
+from swift_args.fields import arg, range_problems
 
 TRAIN_TYPES = ("lora", "full", "longlora", "adalora", "llamapro", "adapter", "vera", "boft", "fourierft", "reft")
 DTYPES = Literal["float16", "bfloat16", "float32"]
@@ -235,6 +235,13 @@ class QuantizationArguments:
         return problems
 
 
+# Values the model, the sampler and torch's generator can take; outside them they fail mid-run or hang.
+_RANGES = {
+    "seed": f"[0, {2**32 - 1}]", "data_seed": f"[0, {2**32 - 1}]", "max_new_tokens": "[1, inf)", "top_k": "[0, inf)",
+    "repetition_penalty": "(0, inf)", "num_beams": "[1, inf)", "top_logprobs": "[0, 20]",
+}  # fmt: skip
+
+
 @dataclass(kw_only=True)
 class ModelLoadingArguments(
     BaseArguments, ModelArguments, DataArguments, TemplateArguments, GenerationArguments, QuantizationArguments
@@ -242,7 +249,7 @@ class ModelLoadingArguments(
     """All of the reference's base arguments: what every model-loading command shares."""
 
     def _check(self) -> list[str]:
-        problems = []
+        problems = range_problems(self, _RANGES)
         if not 0 <= self.split_dataset_ratio < 1:
             problems.append(f"--split_dataset_ratio must be in [0, 1), got {self.split_dataset_ratio}")
         if self.dataset_num_proc < 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from swift_args.fields import arg
@@ -40,6 +41,10 @@ class InferArguments(ModelLoadingArguments, MergeArguments, VllmArguments, Lmdep
         problems = []
         if self.max_batch_size < 1:
             problems.append(f"--max_batch_size must be at least 1, got {self.max_batch_size}")
+        if self.val_dataset_sample is not None and self.val_dataset_sample < 1:
+            problems.append(f"--val_dataset_sample must be at least 1, got {self.val_dataset_sample}")
+        if self.result_path is not None and Path(self.result_path).is_dir():
+            problems.append(f"--result_path {self.result_path} is a directory; name the .jsonl file to write")
         if self.model is None and not self.adapters and self._needs_local_model():
             problems.append("--model is required (or --adapters pointing at a training run's checkpoint)")
         return problems

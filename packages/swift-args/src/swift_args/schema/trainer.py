@@ -142,7 +142,7 @@ class TrainerArguments:
         problems = range_problems(self, _RANGES)
         if self.max_steps == 0 or self.max_steps < -1:
             problems.append(f"--max_steps must be at least 1, or -1 to train --num_train_epochs, got {self.max_steps}")
-        if self.max_steps <= 0 and self.num_train_epochs <= 0:
+        if self.max_steps <= 0 and not self.num_train_epochs > 0:  # `not >` refuses NaN too
             problems.append(f"--num_train_epochs must be positive (or set --max_steps), got {self.num_train_epochs}")
         if isinstance(self.deepspeed, str) and not (
             self.deepspeed in DEEPSPEED_PRESETS or self.deepspeed.endswith(".json")

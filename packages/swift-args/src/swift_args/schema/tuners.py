@@ -81,6 +81,8 @@ class LoraArguments:
         problems = []
         if self.lora_rank < 1:
             problems.append(f"--lora_rank must be at least 1, got {self.lora_rank}")
+        if self.lora_alpha <= 0:
+            problems.append(f"--lora_alpha must be positive, got {self.lora_alpha}")
         if not 0 <= self.lora_dropout < 1:
             problems.append(f"--lora_dropout must be in [0, 1), got {self.lora_dropout}")
         return problems

@@ -195,8 +195,8 @@ def _take_extras(conversation: Conversation, row: dict[str, Any]) -> None:
         conversation.label = label
     if row.get("tools"):
         tools = _maybe_json(row["tools"], "tools")
-        if not isinstance(tools, list):
-            raise SkippedRow(WRONG_TYPES, "tools must be a list of tool definitions")
+        if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+            raise SkippedRow(WRONG_TYPES, "tools must be a list of tool definitions (JSON objects)")
         conversation.tools = [t if "type" in t else {"type": "function", "function": t} for t in tools]
 
 
