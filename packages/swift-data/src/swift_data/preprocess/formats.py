@@ -196,7 +196,7 @@ def _take_extras(conversation: Conversation, row: dict[str, Any]) -> None:
     if row.get("tools"):
         tools = _maybe_json(row["tools"], "tools")
         if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
-            raise SkippedRow(WRONG_TYPES, "tools must be a list of tool definitions (JSON objects)")
+            raise SkippedRow(WRONG_TYPES, "tools must be a list of tool definitions")
         conversation.tools = [t if "type" in t else {"type": "function", "function": t} for t in tools]
 
 
