@@ -63,6 +63,8 @@ def broken(tmp_path_factory: pytest.TempPathFactory, tiny_chat_model: Path) -> P
     other = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                                          num_key_value_heads=2, vocab_size=49152))
     get_peft_model(other, LoraConfig(target_modules=["q_proj", "v_proj"])).save_pretrained(folder / "other_adapter")
+    shutil.copytree(folder / "other_adapter", folder / "lora_checkpoint")
+    (folder / "lora_checkpoint" / "swift_checkpoint.json").write_text('{"global_step": 2}')
     return folder
 
 
@@ -133,6 +135,9 @@ CASES = [
      ["other_adapter does not fit this model", "size mismatch"]),
     ("infer: adapter of another model", ["infer", "--model", "{model}", "--adapters", "{broken}/other_adapter"],
      ["does not fit this model"]),
+    ("resuming a LoRA checkpoint as full training", sft("{model}", "{data}/good.jsonl", "--train_type", "full",
+                                                        "--resume_from_checkpoint", "{broken}/lora_checkpoint"),
+     ["lora_checkpoint holds a LoRA adapter", "--train_type lora"]),
     ("infer: negative top_k", ["infer", "--model", "{model}", "--top_k", "-5"], ["--top_k must be at least 0"]),
     ("infer: zero max_new_tokens", ["infer", "--model", "{model}", "--max_new_tokens", "0"], ["--max_new_tokens must be at least 1"]),
     ("infer: seed outside torch's range", ["infer", "--model", "{model}", "--seed", "-1"], ["--seed must be in [0, 4294967295]"]),

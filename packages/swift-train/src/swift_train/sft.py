@@ -25,16 +25,19 @@ def resume_source(args: Any) -> Path | None:
     if not args.resume_from_checkpoint:
         return None
     path = Path(args.resume_from_checkpoint)
-    if path.is_dir() and not checkpoints.is_complete(path):
-        latest = checkpoints.latest_complete(path)
-        if latest is None:
-            raise ArgumentError(
-                f"--resume_from_checkpoint {path}: not a complete checkpoint and holds none "
-                f"(a checkpoint is complete once it has {checkpoints.MARKER})"
-            )
-        return latest
     if not path.is_dir():
         raise ArgumentError(f"--resume_from_checkpoint {path}: no such directory")
+    if not checkpoints.is_complete(path):
+        path = checkpoints.latest_complete(path)
+        if path is None:
+            raise ArgumentError(
+                f"--resume_from_checkpoint {args.resume_from_checkpoint}: not a complete checkpoint and holds none "
+                f"(a checkpoint is complete once it has {checkpoints.MARKER})"
+            )
+    is_adapter = (path / "adapter_config.json").is_file()
+    if is_adapter != (args.train_type == "lora"):
+        kind, other = ("a LoRA adapter", "lora") if is_adapter else ("a full model", "full")
+        raise ArgumentError(f"--resume_from_checkpoint {path} holds {kind}; resume it with --train_type {other}")
     return path
 
 
@@ -135,7 +138,13 @@ def run_training(invocation: Invocation) -> int:
         loaded = prepare_model(args, resume, info, tokenizer)
         trainer = build_trainer(args, run_dir, loaded, data)
         checkpoints.clean_staging(run_dir)
-        trainer.train(resume_from_checkpoint=str(resume) if resume is not None and not args.resume_only_model else None)
+        try:
+            trainer.train(resume_from_checkpoint=str(resume) if resume is not None and not args.resume_only_model else None)
+        except RuntimeError as exc:
+            if resume is None or "size mismatch" not in str(exc):
+                raise
+            raise ArgumentError(f"--resume_from_checkpoint {resume} was saved from another base model (size mismatch); "
+                                "pass the --model it was trained from") from None
         check_trained(trainer, resume)
     if not isinstance(data.train, EncodedDataset):
         data.skips.print_report()  # lazy and streaming data count their skips while training
