@@ -104,3 +104,85 @@ def test_streamed_text_equals_the_whole_answer_and_cancel_frees_the_slot(engine)
     while engine.batcher.load != (0, 0) and time.time() < deadline:
         time.sleep(0.01)
     assert engine.batcher.load == (0, 0)
+
+
+def _submit_raw(engine, prompt: list[int], request_id: str, **params):  # noqa: ANN001, ANN003, ANN202
+    """A request straight to the batcher, past the server's validation: what a bug upstream would send."""
+    from swift_infer.engines.sampling import SamplingParams
+
+    return engine.batcher.submit(prompt, SamplingParams(**params), request_id=request_id)
+
+
+def test_one_request_failing_in_the_batch_fails_alone(engine, capfd) -> None:  # noqa: ANN001
+    prompt = engine.prompt_ids(_conversation(QUESTIONS[0]))
+    expected = _reference(engine, prompt, 12)
+    # NaN temperature: sampling raises; a token id past the vocabulary: the prefill raises.
+    cases = [("good-1", prompt, {}), ("nan-temperature", prompt, {"temperature": float("nan")}),
+             ("bad-token", [10**7], {}), ("good-2", prompt, {})]
+    handles = [_submit_raw(engine, ids, name, max_new_tokens=12, **extra) for name, ids, extra in cases]
+    for handle in (handles[0], handles[3]):
+        assert [c.token for c in handle.result().tokens][: len(expected)] == expected
+    for handle in handles[1:3]:
+        with pytest.raises(RuntimeError):
+            handle.result()
+        assert handle.error_status == 500
+    log = capfd.readouterr().err
+    assert "request nan-temperature failed" in log and "request bad-token failed" in log
+    assert "good-1" not in log and "good-2" not in log
+
+
+def test_requests_the_engine_cannot_take_end_with_a_400_not_silence(engine) -> None:  # noqa: ANN001
+    empty = _submit_raw(engine, [], "empty", max_new_tokens=4)
+    too_long = _submit_raw(engine, [5] * engine.max_length, "too-long", max_new_tokens=4)
+    huge_seed = _submit_raw(engine, [5, 6], "huge-seed", max_new_tokens=4, temperature=1.0, seed=10**30)
+    for handle, message in ((empty, "the prompt is empty"), (too_long, f"at most {engine.max_length - 1}")):
+        with pytest.raises(RuntimeError, match=message):
+            handle.result()
+        assert handle.error_status == 400
+    assert huge_seed.result().completion_tokens == 4  # any integer seeds: torch takes it modulo 2**64
+
+
+def test_a_tiny_temperature_or_a_huge_top_k_still_sample(engine) -> None:  # noqa: ANN001
+    prompt = engine.prompt_ids(_conversation(QUESTIONS[1]))
+    greedy = _submit_raw(engine, prompt, "greedy", max_new_tokens=6).result()
+    tiny = _submit_raw(engine, prompt, "tiny", max_new_tokens=6, temperature=1e-30, seed=1).result()
+    assert [c.token for c in tiny.tokens] == [c.token for c in greedy.tokens]
+    wide = _submit_raw(engine, prompt, "wide", max_new_tokens=6, temperature=1.0, top_k=2**40, seed=1).result()
+    assert wide.completion_tokens == 6
+
+
+def test_when_the_engine_loop_stops_every_open_request_hears_it(engine) -> None:  # noqa: ANN001
+    from swift_infer.engines.batcher import ContinuousBatcher
+    from swift_infer.engines.sampling import SamplingParams
+
+    batcher = ContinuousBatcher(engine.model, engine.tokenizer, 2, engine.stop_token_ids, engine.max_length)
+
+    def crash() -> None:
+        raise SystemExit("simulated crash inside the loop")
+
+    batcher._step = crash
+    handles = [batcher.submit([5, 6, 7], SamplingParams(max_new_tokens=3)) for _ in range(3)]
+    for handle in handles:
+        with pytest.raises(RuntimeError, match="the engine has stopped: SystemExit: simulated crash"):
+            handle.result()
+        assert handle.error_status == 503
+    assert not batcher.alive
+    late = batcher.submit([5], SamplingParams(max_new_tokens=1))
+    with pytest.raises(RuntimeError, match="the engine has stopped"):
+        late.result()
+
+
+def test_stop_all_ends_running_and_waiting_requests(engine) -> None:  # noqa: ANN001
+    from swift_infer.engines.batcher import ContinuousBatcher
+    from swift_infer.engines.sampling import SamplingParams
+
+    batcher = ContinuousBatcher(engine.model, engine.tokenizer, 1, engine.stop_token_ids, 10**6)
+    handles = [batcher.submit([5, 6, 7], SamplingParams(max_new_tokens=10**6, temperature=1.0, seed=i)) for i in range(2)]
+    next(handles[0].deltas())  # the first is running, the second waits for its slot
+    batcher.stop_all("SIGTERM and --shutdown_timeout 0s passed")
+    for handle in handles:
+        with pytest.raises(RuntimeError, match="SIGTERM"):
+            handle.result()
+        assert handle.error_status == 503
+    assert batcher.alive  # stopping requests is not stopping the engine
+    batcher.close()

@@ -1,20 +1,30 @@
 """`swift deploy`: an OpenAI-compatible server in front of the pt engine.
 
 Run as: swift deploy --model M [--adapters name=path ...] [--max_batch_size 16] [--api_key KEY]
-Routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions (streaming with SSE).
+Routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions (streaming with SSE), and
+GET /health (no key needed: 200 while the engine runs, 503 once it stopped or the server stops).
 Each `name=path` adapter is served as its own model next to the base; an unnamed adapter is part
 of the default model (served as --served_model_name).
+
+Every request gets an answer: a malformed one a 400 naming the field, one the engine fails a 500
+for that client alone (logged with its id), and on SIGTERM or Ctrl-C running requests get
+--shutdown_timeout seconds before they end with a 503 or a stream's error event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sys
+import threading
 import time
+import traceback
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -57,6 +67,7 @@ class Server:
         self.engine, self.args, self.models = engine, args, {m.name: m for m in models}
         self.defaults = GenerationSettings.from_args(args)
         self.tool_style = None if engine.encoder.template_has_tools else args.tools_prompt
+        self.stopping = False  # set on SIGTERM/SIGINT: new requests get a 503
 
     def model(self, name: str | None) -> ServedModel:
         if name is None:
@@ -83,11 +94,38 @@ class Server:
             seed=None if request.seed is None else request.seed + index,  # n choices differ, yet reproducibly
         )
 
+    def check_prompt(self, ids: list[int], param: str) -> None:
+        """A 400 now, rather than an error from the engine after the reply has begun."""
+        limit = self.engine.max_length
+        if not ids:
+            raise OpenAIError(400, f"{param}: the prompt is empty: it needs at least one token", param=param)
+        if len(ids) >= limit:
+            raise OpenAIError(400, f"{param}: the prompt has {len(ids)} tokens; this model's context is {limit} tokens "
+                              f"for prompt and answer together, so a prompt may have at most {limit - 1}",
+                              param=param, code="context_length_exceeded")
+
     def submit(self, prompt: list[int], settings: GenerationSettings, model: ServedModel,
-               queue: asyncio.Queue, index: int) -> RequestHandle:
+               queue: asyncio.Queue, index: int, request_id: str) -> RequestHandle:
         loop = asyncio.get_running_loop()
         deliver = lambda delta: loop.call_soon_threadsafe(queue.put_nowait, (index, delta))  # noqa: E731
-        return self.engine.submit(prompt, settings, adapter=model.adapter, on_delta=deliver)
+        return self.engine.submit(prompt, settings, adapter=model.adapter, on_delta=deliver,
+                                  request_id=f"{request_id}#{index}")
+
+    def begin_stopping(self, why: str) -> None:
+        """New requests get a 503; running ones have --shutdown_timeout seconds before the engine ends them."""
+        self.stopping = True
+        running, waiting = self.engine.batcher.load
+        grace = self.args.shutdown_timeout
+        print(f"swift deploy: {why}: stopping; {running + waiting} open request(s) get {grace:g}s to finish "
+              "(--shutdown_timeout; send the signal again to stop at once)", file=sys.stderr, flush=True)
+        timer = threading.Timer(grace, self.engine.batcher.stop_all,
+                                args=(f"the server is stopping: {why} and --shutdown_timeout {grace:g}s passed",))
+        timer.daemon = True
+        timer.start()
+
+    def log_refusal(self, request: Request, error: OpenAIError) -> None:
+        if self.args.verbose:
+            print(f"swift deploy: {error.status} {request.method} {request.url.path}: {error.message}", flush=True)
 
     def log_request(self, request_id: str, model: str, prompt: int, completion: int, started: float) -> None:
         if self.args.verbose:
@@ -114,9 +152,9 @@ def conversation_of(request: ChatCompletionRequest) -> Conversation:
     for message in request.messages:
         entry: dict[str, Any] = {"role": "system" if message.role == "developer" else message.role, "content": message.text()}
         if message.tool_calls:
-            entry["tool_calls"] = [_with_parsed_arguments(call) for call in message.tool_calls]
+            entry["tool_calls"] = [_with_parsed_arguments(call.model_dump(exclude_none=True)) for call in message.tool_calls]
         messages.append(entry)
-    return Conversation(messages, tools=request.tools or None)
+    return Conversation(messages, tools=request.tool_dicts())
 
 
 def _with_parsed_arguments(call: dict[str, Any]) -> dict[str, Any]:
@@ -130,20 +168,44 @@ def _with_parsed_arguments(call: dict[str, Any]) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-async def _deltas(queue: asyncio.Queue, count: int, handles: list[RequestHandle]) -> AsyncIterator[tuple[int, Delta]]:
+def _failure(handle: RequestHandle) -> OpenAIError:
+    status = handle.error_status
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    prefix = "generation failed: " if status == 500 else ""  # a 503 says itself why the server stops
+    return OpenAIError(status, prefix + (handle.error or "unknown error"), kind=kind)
+
+
+async def _deltas(queue: asyncio.Queue, count: int, handles: list[RequestHandle],
+                  first: tuple[int, Delta] | None = None) -> AsyncIterator[tuple[int, Delta]]:
     """Deltas of `count` requests as they come; a reader that goes away cancels them all."""
     open_ = count
     try:
         while open_:
-            index, delta = await queue.get()
+            index, delta = first if first is not None else await queue.get()
+            first = None
             if delta.finish_reason == "error":
-                raise OpenAIError(500, f"generation failed: {handles[index].error}", kind="server_error")
+                raise _failure(handles[index])
             if delta.finish_reason is not None:
                 open_ -= 1
             yield index, delta
     finally:
         for handle in handles:
             handle.cancel()
+
+
+async def _first_event(queue: asyncio.Queue, handles: list[RequestHandle]) -> tuple[int, Delta]:
+    """Wait for a stream's first event, so a request that fails at once gets an error status, not a 200."""
+    try:
+        index, delta = await queue.get()
+    except BaseException:
+        for handle in handles:
+            handle.cancel()
+        raise
+    if delta.finish_reason == "error":
+        for handle in handles:
+            handle.cancel()
+        raise _failure(handles[index])
+    return index, delta
 
 
 async def _collect(queue: asyncio.Queue, handles: list[RequestHandle]) -> list[Completion]:
@@ -156,6 +218,18 @@ async def _collect(queue: asyncio.Queue, handles: list[RequestHandle]) -> list[C
     return answers
 
 
+def _stream_error(error: Exception, request_id: str) -> dict[str, Any]:
+    if isinstance(error, OpenAIError):
+        return error.body()
+    print(f"swift deploy: request {request_id} failed while streaming:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+    return OpenAIError(500, f"internal error: {type(error).__name__}: {error}", kind="server_error").body()
+
+
+def _is_branch_tag(part: Any) -> bool:
+    """pydantic names a union's branch in an error's location ('str', 'list[ContentPart]'): not a field."""
+    return isinstance(part, str) and ("[" in part or part in ("str", "int", "float", "bool", "list", "dict", "none"))
+
+
 def _sse(payload: dict[str, Any] | str) -> str:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)}\n\n"
 
@@ -163,25 +237,58 @@ def _sse(payload: dict[str, Any] | str) -> str:
 def build_app(engine: PtEngine, args: Any, models: list[ServedModel]) -> FastAPI:
     server = Server(engine, args, models)
     app = FastAPI(title="swift deploy", lifespan=_lifespan(server))
+    app.state.server = server
 
     @app.exception_handler(OpenAIError)
-    async def openai_error(_: Request, error: OpenAIError) -> JSONResponse:
+    async def openai_error(request: Request, error: OpenAIError) -> JSONResponse:
+        server.log_refusal(request, error)
         return JSONResponse(error.body(), status_code=error.status)
 
     @app.exception_handler(RequestValidationError)
-    async def bad_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"] if part != "body")
-        message = f"{where}: {problem['msg']}" if where else problem["msg"]
-        return JSONResponse(OpenAIError(400, message, param=where or None).body(), status_code=400)
+    async def bad_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        # Of a union's failed branches (content: a string or a list of parts), the one that got
+        # furthest says what is wrong: an image part, not "Input should be a valid string".
+        problem = max(error.errors(), key=lambda e: len(e["loc"]))
+        if problem["type"] == "json_invalid":
+            detail = (problem.get("ctx") or {}).get("error", "")
+            return await openai_error(request, OpenAIError(400, f"the body is not valid JSON: {detail} at character "
+                                                                f"{problem['loc'][-1]}"))
+        where = ".".join(str(part) for part in problem["loc"] if part != "body" and not _is_branch_tag(part))
+        message = problem["msg"].removeprefix("Value error, ")
+        if not where:  # the body itself: not JSON, not an object, or sent as a form (curl -d without -H)
+            message = f"the body must be a JSON object, sent with 'Content-Type: application/json' ({message})"
+        message = f"{where}: {message}" if where else message
+        return await openai_error(request, OpenAIError(400, message, param=where or None))
 
     @app.middleware("http")
-    async def check_api_key(request: Request, call_next: Any) -> Any:
+    async def guard(request: Request, call_next: Any) -> Any:
+        """The API key, the 503 while stopping, and a JSON 500 (logged) for anything unforeseen."""
+        if request.url.path == "/health":
+            return await call_next(request)
         if args.api_key and request.headers.get("authorization") != f"Bearer {args.api_key}":
             error = OpenAIError(401, "Incorrect or missing API key: send the header 'Authorization: Bearer <key>'",
                                 code="invalid_api_key")
             return JSONResponse(error.body(), status_code=401)
-        return await call_next(request)
+        if server.stopping:
+            error = OpenAIError(503, "the server is stopping; send the request to another replica", kind="server_error")
+            return JSONResponse(error.body(), status_code=503, headers={"Connection": "close"})
+        try:
+            return await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - one request's bug must not cost the client its connection
+            print(f"swift deploy: {request.method} {request.url.path} failed:\n{traceback.format_exc()}",
+                  file=sys.stderr, flush=True)
+            error = OpenAIError(500, f"internal error: {type(exc).__name__}: {exc}", kind="server_error")
+            return JSONResponse(error.body(), status_code=500)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        running, waiting = engine.batcher.load
+        if not engine.batcher.alive:
+            status = {"status": "engine stopped", "detail": engine.batcher.stopped_because}
+            return JSONResponse(status, status_code=503)
+        if server.stopping:
+            return JSONResponse({"status": "stopping", "running": running, "waiting": waiting}, status_code=503)
+        return JSONResponse({"status": "ok", "running": running, "waiting": waiting})
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
@@ -192,36 +299,38 @@ def build_app(engine: PtEngine, args: Any, models: list[ServedModel]) -> FastAPI
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(request: ChatCompletionRequest) -> Any:
         model = server.model(request.model)
-        conversation = conversation_of(request)
-        prompt = engine.prompt_ids(conversation)
+        try:
+            prompt = engine.prompt_ids(conversation_of(request))
+        except ArgumentError as error:  # the chat template refuses these messages (e.g. roles out of order)
+            raise OpenAIError(400, f"messages: {error}", param="messages") from None
+        server.check_prompt(prompt, "messages")
         top = request.top_logprobs or 0
-        queue: asyncio.Queue = asyncio.Queue()
-        handles = [server.submit(prompt, server.settings(request, request.max_completion_tokens or request.max_tokens, top, i),
-                                 model, queue, i) for i in range(request.n)]
+        settings = [server.settings(request, request.max_completion_tokens or request.max_tokens, top, i)
+                    for i in range(request.n)]
         tools = bool(request.tools) and request.tool_choice != "none"
         reply = _ChatReply(server, model.name, len(prompt), request, tools)
+        queue: asyncio.Queue = asyncio.Queue()
+        handles = [server.submit(prompt, settings[i], model, queue, i, reply.id) for i in range(request.n)]
         if request.stream:
-            return StreamingResponse(reply.stream(queue, handles), media_type="text/event-stream")
+            first = await _first_event(queue, handles)
+            return StreamingResponse(reply.stream(queue, handles, first), media_type="text/event-stream")
         return await reply.whole(queue, handles)
 
     @app.post("/v1/completions", response_model=None)
     async def complete(request: CompletionRequest) -> Any:
         model = server.model(request.model)
         prompts = [request.prompt] if isinstance(request.prompt, str) else request.prompt
-        if not prompts:
-            raise OpenAIError(400, "prompt: give at least one prompt", param="prompt")
+        encoded = [engine.tokenizer(text)["input_ids"] for text in prompts]
+        for p, ids in enumerate(encoded):
+            server.check_prompt(ids, "prompt" if isinstance(request.prompt, str) else f"prompt.{p}")
+        jobs = [(ids, server.settings(request, request.max_tokens, request.logprobs or 0, p * request.n + i))
+                for p, ids in enumerate(encoded) for i in range(request.n)]
+        reply = _CompletionReply(server, model.name, [len(ids) for ids, _ in jobs], request)
         queue: asyncio.Queue = asyncio.Queue()
-        handles, lengths = [], []
-        for p, text in enumerate(prompts):
-            ids = engine.tokenizer(text)["input_ids"]
-            for i in range(request.n):
-                index = p * request.n + i
-                lengths.append(len(ids))
-                handles.append(server.submit(ids, server.settings(request, request.max_tokens, request.logprobs or 0, index),
-                                             model, queue, index))
-        reply = _CompletionReply(server, model.name, lengths, request)
+        handles = [server.submit(ids, settings, model, queue, index, reply.id) for index, (ids, settings) in enumerate(jobs)]
         if request.stream:
-            return StreamingResponse(reply.stream(queue, handles), media_type="text/event-stream")
+            first = await _first_event(queue, handles)
+            return StreamingResponse(reply.stream(queue, handles, first), media_type="text/event-stream")
         return await reply.whole(queue, handles)
 
     return app
@@ -260,12 +369,13 @@ class _ChatReply:
         return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                 "choices": choices, **extra}
 
-    async def stream(self, queue: asyncio.Queue, handles: list[RequestHandle]) -> AsyncIterator[str]:
+    async def stream(self, queue: asyncio.Queue, handles: list[RequestHandle],
+                     first: tuple[int, Delta] | None = None) -> AsyncIterator[str]:
         completion, texts = 0, [""] * len(handles)
         for index in range(len(handles)):
             yield _sse(self._chunk([{"index": index, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]))
         try:
-            async for index, delta in _deltas(queue, len(handles), handles):
+            async for index, delta in _deltas(queue, len(handles), handles, first):
                 completion += len(delta.tokens)
                 texts[index] += delta.text
                 reason = delta.finish_reason
@@ -278,8 +388,8 @@ class _ChatReply:
                     choice = {"index": index, "delta": content, "finish_reason": reason,
                               "logprobs": chat_logprobs(self.tokenizer, delta.tokens) if self.request.logprobs else None}
                     yield _sse(self._chunk([choice]))
-        except OpenAIError as error:
-            yield _sse(error.body())
+        except Exception as error:  # noqa: BLE001 - the status is sent: the error goes in the stream
+            yield _sse(_stream_error(error, self.id))
         options = self.request.stream_options
         if options and options.include_usage:
             yield _sse(self._chunk([], usage=usage(self.prompt_tokens * len(handles), completion)))
@@ -310,15 +420,16 @@ class _CompletionReply:
         choices = [self._choice(i, a.text, a.tokens, a.finish_reason) for i, a in enumerate(answers)]
         return self._body(choices, usage=usage(sum(self.lengths), completion))
 
-    async def stream(self, queue: asyncio.Queue, handles: list[RequestHandle]) -> AsyncIterator[str]:
+    async def stream(self, queue: asyncio.Queue, handles: list[RequestHandle],
+                     first: tuple[int, Delta] | None = None) -> AsyncIterator[str]:
         completion, sent = 0, [0] * len(handles)
         try:
-            async for index, delta in _deltas(queue, len(handles), handles):
+            async for index, delta in _deltas(queue, len(handles), handles, first):
                 completion += len(delta.tokens)
                 yield _sse(self._body([self._choice(index, delta.text, delta.tokens, delta.finish_reason, sent[index])]))
                 sent[index] += len(delta.text)
-        except OpenAIError as error:
-            yield _sse(error.body())
+        except Exception as error:  # noqa: BLE001 - the status is sent: the error goes in the stream
+            yield _sse(_stream_error(error, self.id))
         options = self.request.stream_options
         if options and options.include_usage:
             yield _sse(self._body([], usage=usage(sum(self.lengths), completion)))
@@ -358,8 +469,6 @@ def check_can_listen(host: str, port: int) -> None:
 
 
 def run_deploy(invocation: Invocation) -> int:
-    import uvicorn
-
     from swift_infer.infer import adapter_names, load_engine
 
     args = invocation.args
@@ -371,5 +480,29 @@ def run_deploy(invocation: Invocation) -> int:
     print(f"swift deploy: serving {names} at http://{args.host}:{args.port}/v1 "
           f"({args.max_batch_size} request(s) at a time" + ("; --max_batch_size N serves N at once)" if args.max_batch_size == 1 else ")"),
           flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                            timeout_graceful_shutdown=args.shutdown_timeout + 5)  # a backstop if the engine is stuck
+    GracefulServer(config, app.state.server).run()
     return 0
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, stopping within --shutdown_timeout on SIGTERM as on Ctrl-C.
+
+    uvicorn alone waits for every open request before it stops, forever if one never ends, and
+    only a second Ctrl-C (not a second SIGTERM) forces it. Here the first signal stops accepting
+    requests and gives the running ones --shutdown_timeout seconds; then the engine ends them
+    (a 503, or an error event and [DONE] in a stream) and the server stops. A second signal of
+    either kind stops at once.
+    """
+
+    def __init__(self, config: uvicorn.Config, server: Server):
+        super().__init__(config)
+        self.swift = server
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if self.should_exit:
+            self.force_exit = True
+            return
+        super().handle_exit(sig, frame)
+        self.swift.begin_stopping(signal.Signals(sig).name)

@@ -64,15 +64,24 @@ class DeployArguments(InferArguments):
     verbose: bool = arg(True, help="Log each request.")
     log_interval: int = arg(20, help="Seconds between throughput statistics; -1 disables them.")
     max_logprobs: int = arg(20, help="Most logprobs a client may ask for.")
+    shutdown_timeout: float = arg(
+        10.0, help="Seconds a SIGTERM or Ctrl-C gives running requests to finish before they are cancelled "
+        "(streams get an error event). Not in the reference."
+    )
 
     def _resolve(self, passed: set[str]) -> None:
         if self.served_model_name is None and self.model is not None:
             self.served_model_name = model_suffix(self.model)
 
     def _check(self) -> list[str]:
+        problems = []
         if not 0 < self.port < 65536:
-            return [f"--port must be between 1 and 65535, got {self.port}"]
-        return []
+            problems.append(f"--port must be between 1 and 65535, got {self.port}")
+        if self.max_logprobs < 0:
+            problems.append(f"--max_logprobs must be at least 0, got {self.max_logprobs}")
+        if not 0 <= self.shutdown_timeout < float("inf"):
+            problems.append(f"--shutdown_timeout must be a number of seconds, at least 0, got {self.shutdown_timeout}")
+        return problems
 
 
 @dataclass(kw_only=True)

@@ -10,12 +10,20 @@ of both waiting for the longest request of a static batch.
 
 Several LoRA adapters can share one batch: peft routes each row through its own adapter
 (`adapter_names`), with "__base__" meaning no adapter.
+
+One request's failure is its own: a request that cannot be admitted, sampled or decoded into text
+ends with an error for its caller alone (logged with its id) while the batch goes on. Only a
+failed forward pass of the running batch, whose cache is then unusable, fails every running
+request; the waiting ones still run. If the loop itself ever stops, every request still open
+gets an error rather than waiting forever.
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -49,19 +57,37 @@ class Completion:
         return len(self.tokens)
 
 
+_request_numbers = itertools.count(1)
+
+
 class RequestHandle:
-    """What a caller holds for one request: iterate its deltas, wait for the result, or cancel it."""
+    """What a caller holds for one request: iterate its deltas, wait for the result, or cancel it.
+
+    A request that fails ends with a Delta of finish_reason "error"; `error` says why and
+    `error_status` whose fault it was: 400 the request's, 503 the server is stopping, 500 ours.
+    """
 
     def __init__(self, prompt_ids: list[int], params: SamplingParams, adapter: str | None,
-                 on_delta: Callable[[Delta], None] | None):
+                 on_delta: Callable[[Delta], None] | None, request_id: str | None = None):
         self.prompt_ids, self.params, self.adapter = prompt_ids, params, adapter
+        self.request_id = request_id or f"request-{next(_request_numbers)}"
         self.cancelled = threading.Event()
         self.error: str | None = None
+        self.error_status = 500
+        self.finished = False
         self._on_delta = on_delta
         self._queue: queue.Queue[Delta] = queue.Queue()
 
     def _emit(self, delta: Delta) -> None:
+        if self.finished:  # a request ends once, even when a failure path reaches it twice
+            return
+        self.finished = delta.finish_reason is not None
         (self._on_delta or self._queue.put)(delta)
+
+    def _fail(self, message: str, status: int = 500) -> None:
+        if not self.finished:
+            self.error, self.error_status = message, status
+            self._emit(Delta(finish_reason="error"))
 
     def cancel(self) -> None:
         """Free this request's slot (a client that went away)."""
@@ -94,15 +120,17 @@ class _Running:
         self.choices: list[TokenChoice] = []
         self.sent_text, self.sent_tokens = "", 0
         self.generator = None
-        if handle.params.seed is not None:
-            self.generator = torch.Generator(device=device).manual_seed(handle.params.seed)
+        if handle.params.seed is not None:  # any integer: torch takes 64 bits
+            self.generator = torch.Generator(device=device).manual_seed(handle.params.seed % 2**64)
 
 
 class ContinuousBatcher:
     """Runs requests through `model` with at most `max_batch_size` of them in flight."""
 
-    def __init__(self, model: Any, tokenizer: Any, max_batch_size: int, stop_token_ids: set[int], max_length: int):
+    def __init__(self, model: Any, tokenizer: Any, max_batch_size: int, stop_token_ids: set[int], max_length: int,
+                 log: Callable[[str], None] | None = None):
         self.model, self.tokenizer = model, tokenizer
+        self.log = log or (lambda message: print(f"swift: {message}", file=sys.stderr, flush=True))
         self.max_batch_size, self.stop_token_ids, self.max_length = max_batch_size, stop_token_ids, max_length
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(stop_token_ids), 0)
@@ -111,8 +139,11 @@ class ContinuousBatcher:
         self._running: list[_Running] = []
         self._cache: Any = None
         self._mask: torch.Tensor | None = None  # [rows, cached length]: 1 where a real token is
+        self._admitting: list[RequestHandle] = []  # out of the queue, not yet running
         self._wake = threading.Event()
         self._closing = False
+        self._stopping: str | None = None  # set by stop_all: every open request ends with this error
+        self.stopped_because: str | None = None  # why the loop ended, once it has
         self.stats = {"requests": 0, "prompt_tokens": 0, "generated_tokens": 0}
         self._thread = threading.Thread(target=self._loop, name="swift-batcher", daemon=True)
         self._thread.start()
@@ -123,11 +154,24 @@ class ContinuousBatcher:
     # -- the caller's side -------------------------------------------------------------------------
 
     def submit(self, prompt_ids: list[int], params: SamplingParams, adapter: str | None = None,
-               on_delta: Callable[[Delta], None] | None = None) -> RequestHandle:
-        handle = RequestHandle(list(prompt_ids), params, adapter, on_delta)
+               on_delta: Callable[[Delta], None] | None = None, request_id: str | None = None) -> RequestHandle:
+        handle = RequestHandle(list(prompt_ids), params, adapter, on_delta, request_id)
+        if self.stopped_because is not None:
+            handle._fail(f"the engine has stopped: {self.stopped_because}", 503)
+            return handle
         self._waiting.put(handle)
         self._wake.set()
         return handle
+
+    @property
+    def alive(self) -> bool:
+        """Whether the loop still runs requests (False once it has stopped, for whatever reason)."""
+        return self._thread.is_alive() and self.stopped_because is None
+
+    def stop_all(self, message: str) -> None:
+        """End every running and waiting request with `message` (status 503) at the next step."""
+        self._stopping = message
+        self._wake.set()
 
     @property
     def load(self) -> tuple[int, int]:
@@ -137,31 +181,58 @@ class ContinuousBatcher:
     # -- the model's side ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the loop after the step in progress; requests still running are left unfinished."""
+        """Stop the loop after the step in progress; requests still open end with an error."""
         self._closing = True
         self._wake.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=60)
 
     def _loop(self) -> None:
-        while not self._closing:
-            if not self._running and self._waiting.empty():
-                self._wake.wait()
-                self._wake.clear()
-                continue
-            try:
-                with torch.inference_mode():
-                    self._admit()
-                    if self._running:
-                        self._decode()
-            except Exception as error:  # noqa: BLE001 - a failed step fails its requests, not the server
-                self._fail_all(f"{type(error).__name__}: {error}")
+        try:
+            while not self._closing:
+                if self._stopping is not None:
+                    self._end_all(self._stopping, 503)
+                    self._stopping = None
+                if not self._running and self._waiting.empty():
+                    self._wake.wait()
+                    self._wake.clear()
+                    continue
+                self._step()
+            self.stopped_because = "it was closed"
+        except BaseException as error:  # noqa: BLE001 - the thread must not die with requests waiting on it
+            self.stopped_because = f"{type(error).__name__}: {error}"
+            self.log(f"the engine loop stopped: {self.stopped_because}")
+        finally:
+            self._end_all(f"the engine has stopped: {self.stopped_because}", 503)
 
-    def _fail_all(self, message: str) -> None:
-        for running in self._running:
-            running.handle.error = message
-            running.handle._emit(Delta(finish_reason="error"))
-        self._running, self._cache, self._mask = [], None, None
+    def _step(self) -> None:
+        try:
+            with torch.inference_mode():
+                self._admit()
+                if self._running:
+                    self._decode()
+        except Exception as error:  # noqa: BLE001 - the running batch's cache is lost; the server goes on
+            message = f"{type(error).__name__}: {error}"
+            self.log(f"a batch step failed, ending its {len(self._running) + len(self._admitting)} request(s): {message}")
+            for handle in self._admitting + [r.handle for r in self._running]:
+                self._fail(handle, message)
+            self._admitting, self._running, self._cache, self._mask = [], [], None, None
+
+    def _fail(self, handle: RequestHandle, message: str, status: int = 500) -> None:
+        if status >= 500:  # the client hears about its own mistakes; the log is for the server's
+            self.log(f"request {handle.request_id} failed: {message}")
+        handle._fail(message, status)
+
+    def _end_all(self, message: str, status: int) -> None:
+        open_ = self._admitting + [r.handle for r in self._running]
+        while True:
+            try:
+                open_.append(self._waiting.get_nowait())
+            except queue.Empty:
+                break
+        for handle in open_:
+            handle._fail(message, status)
+        self._admitting, self._running, self._cache, self._mask = [], [], None, None
 
     def _admit(self) -> None:
         new: list[_Running] = []
@@ -169,23 +240,47 @@ class ContinuousBatcher:
             handle = self._waiting.get()
             if handle.cancelled.is_set():
                 continue
-            limit = self.max_length - len(handle.prompt_ids)
-            if handle.params.max_new_tokens:
-                limit = min(limit, handle.params.max_new_tokens)
-            if limit <= 0:
-                handle.error = f"the prompt has {len(handle.prompt_ids)} tokens, the model's limit is {self.max_length}"
-                handle._emit(Delta(finish_reason="error"))
-                continue
-            new.append(_Running(handle, limit, self.device))
-        if not new:
-            return
-        width = max(len(r.handle.prompt_ids) for r in new)
-        ids = torch.tensor([[self.pad_id] * (width - len(r.handle.prompt_ids)) + r.handle.prompt_ids for r in new])
-        mask = torch.tensor([[0] * (width - len(r.handle.prompt_ids)) + [1] * len(r.handle.prompt_ids) for r in new])
-        from transformers import DynamicCache
+            try:
+                new.append(self._start(handle))
+            except ValueError as error:
+                handle._fail(str(error), 400)
+            except Exception as error:  # noqa: BLE001 - this request's own failure
+                self._fail(handle, f"{type(error).__name__}: {error}")
+        if new:
+            self._admitting = [r.handle for r in new]
+            self._prefill(new)
+            self._admitting = []
 
-        cache, mask = DynamicCache(config=self.model.config), mask.to(self.device)
-        logits = self._forward(ids.to(self.device), mask, cache, new)
+    def _start(self, handle: RequestHandle) -> _Running:
+        """A request ready to run; ValueError when it can never run here."""
+        prompt = len(handle.prompt_ids)
+        if not prompt:
+            raise ValueError("the prompt is empty: it needs at least one token")
+        limit = self.max_length - prompt
+        if handle.params.max_new_tokens:
+            limit = min(limit, handle.params.max_new_tokens)
+        if limit <= 0:
+            raise ValueError(f"the prompt has {prompt} tokens; this model's context is {self.max_length} tokens for "
+                             f"prompt and answer together, so a prompt may have at most {self.max_length - 1}")
+        return _Running(handle, limit, self.device)
+
+    def _prefill(self, new: list[_Running]) -> None:
+        """Run the new requests' prompts and join them to the batch; if that fails, find the one that fails."""
+        try:
+            width = max(len(r.handle.prompt_ids) for r in new)
+            ids = torch.tensor([[self.pad_id] * (width - len(r.handle.prompt_ids)) + r.handle.prompt_ids for r in new])
+            mask = torch.tensor([[0] * (width - len(r.handle.prompt_ids)) + [1] * len(r.handle.prompt_ids) for r in new])
+            from transformers import DynamicCache
+
+            cache, mask = DynamicCache(config=self.model.config), mask.to(self.device)
+            logits = self._forward(ids.to(self.device), mask, cache, new)
+        except Exception as error:  # noqa: BLE001 - nothing was merged yet: the running batch is intact
+            if len(new) == 1:
+                self._fail(new[0].handle, f"{type(error).__name__}: {error}")
+                return
+            for running in new:  # one by one, so only the request that fails fails
+                self._prefill([running])
+            return
         self._merge(new, cache, mask)
         self._advance(new, logits)
         self.stats["requests"] += len(new)
@@ -230,17 +325,45 @@ class ContinuousBatcher:
 
     def _advance(self, rows: list[_Running], logits: torch.Tensor) -> None:
         """Append one chosen token to each row, hand out the new text, then retire the finished rows."""
-        # Only a repetition penalty looks at the tokens so far: no copies of them for the other rows.
-        histories = [r.handle.prompt_ids + r.generated if r.handle.params.repetition_penalty not in (None, 1.0) else []
-                     for r in rows]
-        choices = choose_tokens(logits, [r.handle.params for r in rows], histories, [r.generator for r in rows])
-        for running, choice in zip(rows, choices):
+        ended: set[int] = set()
+        for running, choice in zip(rows, self._choose(rows, logits)):
+            if isinstance(choice, Exception):
+                self._fail(running.handle, f"choosing the next token failed: {type(choice).__name__}: {choice}")
+                ended.add(id(running))
+                continue
             running.generated.append(choice.token)
             running.choices.append(choice)
             self.stats["generated_tokens"] += 1
-        finished = {id(r) for r in rows if self._publish(r)}
-        if finished:
-            self._retire([i for i, r in enumerate(self._running) if id(r) not in finished])
+        for running in rows:
+            if id(running) in ended:
+                continue
+            try:
+                if self._publish(running):
+                    ended.add(id(running))
+            except Exception as error:  # noqa: BLE001 - e.g. text the tokenizer cannot decode
+                self._fail(running.handle, f"{type(error).__name__}: {error}")
+                ended.add(id(running))
+        if ended:
+            self._retire([i for i, r in enumerate(self._running) if id(r) not in ended])
+
+    def _choose(self, rows: list[_Running], logits: torch.Tensor) -> list[TokenChoice | Exception]:
+        """The rows' next tokens together; if that fails, row by row, so a row's failure stays its own."""
+        # Only a repetition penalty looks at the tokens so far: no copies of them for the other rows.
+        histories = [r.handle.prompt_ids + r.generated if r.handle.params.repetition_penalty not in (None, 1.0) else []
+                     for r in rows]
+        params, generators = [r.handle.params for r in rows], [r.generator for r in rows]
+        try:
+            return list(choose_tokens(logits, params, histories, generators))
+        except Exception:  # noqa: BLE001
+            pass
+        choices: list[TokenChoice | Exception] = []
+        for row in range(len(rows)):
+            try:
+                choices += choose_tokens(logits[row:row + 1], params[row:row + 1], histories[row:row + 1],
+                                         generators[row:row + 1])
+            except Exception as error:  # noqa: BLE001
+                choices.append(error)
+        return choices
 
     def _publish(self, running: _Running) -> bool:
         """Send the text that can no longer change; True when the request is over."""
@@ -252,15 +375,16 @@ class ContinuousBatcher:
         tokens = running.generated[:-1] if ended_by_eos else running.generated
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
         reason = "stop" if ended_by_eos else None
-        for word in params.stop_words:
+        words = [w for w in params.stop_words if w]  # an empty word would match everywhere
+        for word in words:
             at = text.find(word, max(0, len(running.sent_text) - len(word)))
-            if word and at >= 0:
+            if at >= 0:
                 text, reason = text[: at + len(word)], "stop"  # stop words stay in the output
         if reason is None and len(running.generated) >= running.limit:
             reason = "length"
         if reason is None:
             # Hold back an incomplete character and anything that may still become a stop word.
-            hold = max((len(w) - 1 for w in params.stop_words), default=0)
+            hold = max((len(w) - 1 for w in words), default=0)
             safe = len(text) - hold if hold else len(text)
             while safe > 0 and text[safe - 1] == "\ufffd":
                 safe -= 1

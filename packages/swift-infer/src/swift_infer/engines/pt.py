@@ -103,10 +103,15 @@ class PtEngine:
         return self.tokenizer(self.encoder.prompt_text(conversation), add_special_tokens=False)["input_ids"]
 
     def submit(self, prompt_ids: list[int], settings: GenerationSettings, adapter: str | None = None,
-               on_delta: Callable[[Delta], None] | None = None) -> RequestHandle:
+               on_delta: Callable[[Delta], None] | None = None, request_id: str | None = None) -> RequestHandle:
         """Queue one request; `adapter` None means the engine's default, BASE_MODEL the bare model."""
         params = settings.sampling_params(self.model.generation_config)
-        return self.batcher.submit(prompt_ids, params, adapter or self.default_adapter, on_delta)
+        return self.batcher.submit(prompt_ids, params, adapter or self.default_adapter, on_delta, request_id)
+
+    @property
+    def max_length(self) -> int:
+        """Tokens of prompt and answer together that the model takes."""
+        return self.batcher.max_length
 
     def complete(self, conversations: list[Conversation], settings: GenerationSettings) -> list[Completion]:
         """All answers, with tokens and logprobs; requests run concurrently in the batcher."""

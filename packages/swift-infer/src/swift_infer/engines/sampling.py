@@ -12,9 +12,14 @@ from dataclasses import dataclass, field
 import torch
 
 
+# Below this a temperature picks the most likely token anyway (vLLM's rule too); dividing by it
+# only risks overflow.
+GREEDY_BELOW = 1e-5
+
+
 @dataclass
 class SamplingParams:
-    """What one request asks for. temperature 0 (or None) means greedy."""
+    """What one request asks for. temperature 0 (or None, or below GREEDY_BELOW) means greedy."""
 
     max_new_tokens: int | None = None
     temperature: float | None = None
@@ -28,7 +33,7 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return not self.temperature
+        return not self.temperature or self.temperature < GREEDY_BELOW
 
 
 @dataclass
@@ -75,9 +80,13 @@ def choose_tokens(
         vocab = logits.shape[-1]
         rows = torch.tensor(sampled, device=logits.device)
         temperature = torch.tensor([params[r].temperature for r in sampled], device=logits.device)
-        top_k = torch.tensor([params[r].top_k or vocab for r in sampled], device=logits.device)
+        top_k = torch.tensor([min(params[r].top_k or vocab, vocab) for r in sampled], device=logits.device)
         top_p = torch.tensor([params[r].top_p if params[r].top_p is not None else 1.0 for r in sampled], device=logits.device)
-        probs = _truncate(logits[rows] / temperature[:, None], top_k, top_p).softmax(-1)
+        # Relative to each row's best logit: the best scales to 0, the rest to at most 0, so no
+        # temperature can overflow into inf (and NaN probabilities).
+        chosen = logits[rows]
+        scaled = (chosen - chosen.max(-1, keepdim=True).values) / temperature[:, None]
+        probs = _truncate(scaled, top_k, top_p).softmax(-1)
         for i, row in enumerate(sampled):
             tokens[row] = torch.multinomial(probs[i], 1, generator=generators[row])[0]
     choices = []
