@@ -80,8 +80,9 @@ class Server:
     def settings(self, request: Any, max_tokens: int | None, top_logprobs: int, index: int) -> GenerationSettings:
         """The server's generation arguments, overridden by what the request says."""
         if top_logprobs > self.args.max_logprobs:
-            raise OpenAIError(400, f"top_logprobs is {top_logprobs}; this server allows at most {self.args.max_logprobs} "
-                              "(--max_logprobs)", param="top_logprobs")
+            field = "logprobs" if isinstance(request, CompletionRequest) else "top_logprobs"  # the two APIs' names
+            raise OpenAIError(400, f"{field}: {top_logprobs} asked; this server allows at most {self.args.max_logprobs} "
+                              "(--max_logprobs)", param=field)
         pick = lambda value, default: default if value is None else value  # noqa: E731
         return GenerationSettings(
             max_new_tokens=pick(max_tokens, self.defaults.max_new_tokens),

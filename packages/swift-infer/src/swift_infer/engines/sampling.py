@@ -62,14 +62,25 @@ def _truncate(scaled: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor) ->
     return torch.empty_like(scaled).scatter_(-1, order, sorted_logits)
 
 
+def _check_finite(bad_rows: torch.Tensor, what: str) -> None:
+    if bool(bad_rows.any()):
+        raise ValueError(f"{what} in row(s) {bad_rows.nonzero().flatten().tolist()}")
+
+
 def choose_tokens(
     logits: torch.Tensor,
     params: list[SamplingParams],
     histories: list[list[int]],
     generators: list[torch.Generator | None],
 ) -> list[TokenChoice]:
-    """One next token per row of `logits` [rows, vocab]."""
+    """One next token per row of `logits` [rows, vocab].
+
+    Raises ValueError when a row's logits or probabilities are NaN, before torch.multinomial
+    sees them: on CUDA it would fail with a device-side assert, which ends every later kernel
+    of the process, not just this request.
+    """
     logits = logits.float()
+    _check_finite(torch.isnan(logits).any(-1), "the model's logits are NaN")
     logprobs = logits.log_softmax(-1) if any(p.logprobs for p in params) else None
     for row, (p, history) in enumerate(zip(params, histories)):
         if p.repetition_penalty not in (None, 1.0) and history:
@@ -87,6 +98,8 @@ def choose_tokens(
         chosen = logits[rows]
         scaled = (chosen - chosen.max(-1, keepdim=True).values) / temperature[:, None]
         probs = _truncate(scaled, top_k, top_p).softmax(-1)
+        _check_finite(~torch.isfinite(probs).all(-1), "the sampling probabilities are not finite (temperature or "
+                      "penalties out of range)")
         for i, row in enumerate(sampled):
             tokens[row] = torch.multinomial(probs[i], 1, generator=generators[row])[0]
     choices = []
