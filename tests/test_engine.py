@@ -113,13 +113,34 @@ def _submit_raw(engine, prompt: list[int], request_id: str, **params):  # noqa: 
     return engine.batcher.submit(prompt, SamplingParams(**params), request_id=request_id)
 
 
+class _Picky(torch.nn.Module):
+    """The model, except that any forward pass holding token 13 raises: a failure that only some prompts cause."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner, self.config, self.generation_config = inner, inner.config, inner.generation_config
+
+    def get_input_embeddings(self) -> torch.nn.Module:
+        return self.inner.get_input_embeddings()
+
+    def forward(self, input_ids: torch.Tensor, **kwargs):  # noqa: ANN003, ANN201
+        if (input_ids == 13).any():
+            raise RuntimeError("token 13 breaks this model")
+        return self.inner(input_ids=input_ids, **kwargs)
+
+
 def test_one_request_failing_in_the_batch_fails_alone(engine, capfd) -> None:  # noqa: ANN001
+    from swift_infer.engines.batcher import ContinuousBatcher
+    from swift_infer.engines.sampling import SamplingParams
+
+    batcher = ContinuousBatcher(_Picky(engine.model), engine.tokenizer, 4, engine.stop_token_ids, engine.max_length)
     prompt = engine.prompt_ids(_conversation(QUESTIONS[0]))
     expected = _reference(engine, prompt, 12)
-    # NaN temperature: sampling raises; a token id past the vocabulary: the prefill raises.
+    # NaN temperature: sampling raises; token 13 in the prompt: the prefill raises.
     cases = [("good-1", prompt, {}), ("nan-temperature", prompt, {"temperature": float("nan")}),
-             ("bad-token", [10**7], {}), ("good-2", prompt, {})]
-    handles = [_submit_raw(engine, ids, name, max_new_tokens=12, **extra) for name, ids, extra in cases]
+             ("breaks-prefill", [5, 13, 7], {}), ("good-2", prompt, {})]
+    handles = [batcher.submit(ids, SamplingParams(max_new_tokens=12, **extra), request_id=name)
+               for name, ids, extra in cases]
     for handle in (handles[0], handles[3]):
         assert [c.token for c in handle.result().tokens][: len(expected)] == expected
     for handle in handles[1:3]:
@@ -127,15 +148,18 @@ def test_one_request_failing_in_the_batch_fails_alone(engine, capfd) -> None:  #
             handle.result()
         assert handle.error_status == 500
     log = capfd.readouterr().err
-    assert "request nan-temperature failed" in log and "request bad-token failed" in log
+    assert "request nan-temperature failed" in log and "request breaks-prefill failed: RuntimeError: token 13" in log
     assert "good-1" not in log and "good-2" not in log
+    batcher.close()
 
 
 def test_requests_the_engine_cannot_take_end_with_a_400_not_silence(engine) -> None:  # noqa: ANN001
     empty = _submit_raw(engine, [], "empty", max_new_tokens=4)
     too_long = _submit_raw(engine, [5] * engine.max_length, "too-long", max_new_tokens=4)
+    unknown_token = _submit_raw(engine, [5, 10**7], "unknown-token", max_new_tokens=4)
     huge_seed = _submit_raw(engine, [5, 6], "huge-seed", max_new_tokens=4, temperature=1.0, seed=10**30)
-    for handle, message in ((empty, "the prompt is empty"), (too_long, f"at most {engine.max_length - 1}")):
+    for handle, message in ((empty, "the prompt is empty"), (too_long, f"at most {engine.max_length - 1}"),
+                            (unknown_token, "token id 10000000 is outside the model's vocabulary of 49152")):
         with pytest.raises(RuntimeError, match=message):
             handle.result()
         assert handle.error_status == 400

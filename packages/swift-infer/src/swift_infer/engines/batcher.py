@@ -135,6 +135,7 @@ class ContinuousBatcher:
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(stop_token_ids), 0)
         self.mixed_adapters = hasattr(model, "peft_config")
+        self.vocab_size = model.get_input_embeddings().num_embeddings
         self._waiting: queue.Queue[RequestHandle] = queue.Queue()
         self._running: list[_Running] = []
         self._cache: Any = None
@@ -256,6 +257,10 @@ class ContinuousBatcher:
         prompt = len(handle.prompt_ids)
         if not prompt:
             raise ValueError("the prompt is empty: it needs at least one token")
+        # On CUDA an id past the embedding is a device-side assert that ends every later kernel.
+        outside = [t for t in handle.prompt_ids if not 0 <= t < self.vocab_size]
+        if outside:
+            raise ValueError(f"token id {outside[0]} is outside the model's vocabulary of {self.vocab_size}")
         limit = self.max_length - prompt
         if handle.params.max_new_tokens:
             limit = min(limit, handle.params.max_new_tokens)
