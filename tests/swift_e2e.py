@@ -18,6 +18,32 @@ def run_swift(*args: str, cwd: Path | None = None, timeout: int = 900, input: st
                           env={**os.environ, "TOKENIZERS_PARALLELISM": "false", **env})
 
 
+def tiny_sft(model: Path, output: Path, *extra: str) -> list[str]:
+    """`swift sft` of the tiny model on 64 rows, one log record per step, into `output` itself (no vN- directory)."""
+    return ["sft", "--model", str(model), "--dataset", "general-instructions#64", "--split_dataset_ratio", "0",
+            "--per_device_train_batch_size", "2", "--learning_rate", "1e-3", "--logging_steps", "1",
+            "--output_dir", str(output), "--add_version", "false", "--report_to", "none", "--seed", "1",
+            "--gradient_checkpointing", "false", *extra]
+
+
+def kill_when(signal_file: Path, *args: str, timeout: int = 300) -> bool:
+    """Run `swift *args` until it writes `signal_file` (a plugin does, at the moment to test), then SIGKILL it.
+
+    Returns whether the file appeared: False when the run ended or timed out first.
+    """
+    import signal
+    import time
+
+    process = subprocess.Popen([SWIFT, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    deadline = time.time() + timeout
+    while not signal_file.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return signal_file.exists()
+
+
 def read_log(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "logging.jsonl").read_text().splitlines()]
 

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from swift_e2e import SWIFT, only_run_dir, read_log, run_swift
+from swift_e2e import kill_when, only_run_dir, read_log, run_swift, tiny_sft
 
 SELF_COGNITION = ["--dataset", "self-cognition#200", "--model_name", "小黄", "Swifty",
                   "--model_author", "魔搭", "the Swift Suite team"]
@@ -71,13 +67,6 @@ def test_full_sft_learns_too(tmp_path: Path, smollm2_dir: Path) -> None:
     assert "Swifty" in who
 
 
-def tiny_sft(model: Path, output: Path, *extra: str) -> list[str]:
-    return ["sft", "--model", str(model), "--dataset", "general-instructions#64", "--split_dataset_ratio", "0",
-            "--per_device_train_batch_size", "2", "--learning_rate", "1e-3", "--logging_steps", "1",
-            "--output_dir", str(output), "--add_version", "false", "--report_to", "none", "--seed", "1",
-            "--gradient_checkpointing", "false", *extra]
-
-
 def test_resume_continues_exactly(tmp_path: Path, tiny_chat_model: Path) -> None:
     straight = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "straight", "--max_steps", "8", "--save_steps", "4"))
     assert straight.returncode == 0, straight.stderr[-3000:]
@@ -126,14 +115,7 @@ def test_a_run_killed_while_saving_resumes_from_the_last_complete_checkpoint(tmp
     plugin.write_text(SLOW_SAVE_PLUGIN.format(signal=str(signal_file)))
     run = tmp_path / "run"
     command = tiny_sft(tiny_chat_model, run, "--max_steps", "6", "--save_steps", "2", "--external_plugins", str(plugin))
-    process = subprocess.Popen([SWIFT, *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-    deadline = time.time() + 300
-    while not signal_file.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    assert signal_file.exists(), "the run never reached its second checkpoint"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    assert kill_when(signal_file, *command), "the run never reached its second checkpoint"
     assert (run / "checkpoint-2" / "swift_checkpoint.json").is_file()
     assert not (run / "checkpoint-4").exists()  # the half-written one is not where a checkpoint would be
     resumed = run_swift(*tiny_sft(tiny_chat_model, run, "--max_steps", "6", "--save_steps", "2",
@@ -173,10 +155,10 @@ def test_save_total_limit_keeps_the_best(tmp_path: Path, tiny_chat_model: Path) 
 
 
 def test_two_processes_on_cpu_write_one_run(tmp_path: Path, tiny_chat_model: Path) -> None:
-    result = run_swift("sft", "--model", str(tiny_chat_model), "--dataset", "general-instructions#32", "--max_steps", "4",
-                       "--save_steps", "2", "--logging_steps", "1", "--per_device_train_batch_size", "2",
-                       "--split_dataset_ratio", "0", "--report_to", "none", "--gradient_checkpointing", "false",
-                       "--output_dir", str(tmp_path / "out"), NPROC_PER_NODE="2", MASTER_PORT="29631")
+    command = ["sft", "--model", str(tiny_chat_model), "--dataset", "general-instructions#32", "--save_steps", "2",
+               "--logging_steps", "1", "--per_device_train_batch_size", "2", "--split_dataset_ratio", "0",
+               "--report_to", "none", "--gradient_checkpointing", "false", "--output_dir", str(tmp_path / "out")]
+    result = run_swift(*command, "--max_steps", "4", NPROC_PER_NODE="2", MASTER_PORT="29631")
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = only_run_dir(tmp_path / "out")
     assert sorted(p.name for p in run_dir.iterdir()) == ["args.json", "checkpoint-2", "checkpoint-4", "logging.jsonl"]
@@ -186,6 +168,14 @@ def test_two_processes_on_cpu_write_one_run(tmp_path: Path, tiny_chat_model: Pat
     assert result.stdout.count("swift: done.") == 1
     for checkpoint in ("checkpoint-2", "checkpoint-4"):  # both processes' RNG states made it in before the rename
         assert {"rng_state_0.pth", "rng_state_1.pth"} <= {p.name for p in (run_dir / checkpoint).iterdir()}
+
+    resumed = run_swift(*command, "--max_steps", "6", "--resume_from_checkpoint", str(tmp_path / "out"),
+                        NPROC_PER_NODE="2", MASTER_PORT="29632")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert only_run_dir(tmp_path / "out") == run_dir  # the launcher continued the run in its own directory
+    assert [r["global_step"] for r in read_log(run_dir) if "loss" in r] == [1, 2, 3, 4, 5, 6]
+    assert resumed.stderr.count("swift: resumed from checkpoint-4 at step 4") == 1
+    assert {"rng_state_0.pth", "rng_state_1.pth"} <= {p.name for p in (run_dir / "checkpoint-6").iterdir()}
 
 
 def test_evaluation_with_generation_scores_answers(tmp_path: Path, tiny_chat_model: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from swift_args import ArgumentError
+from swift_args.checkpoint_files import write_marker
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from swift_data.models import detect_model_info, latest_checkpoint, resolve_model_dir
@@ -76,6 +77,26 @@ def test_run_directory_resolves_to_its_latest_complete_checkpoint(tiny_model_dir
     (run / "args.json").write_text("{}")
     assert latest_checkpoint(run) == run / "checkpoint-10"
     assert resolve_model_dir(str(run)) == run / "checkpoint-10"
+
+
+def test_a_damaged_full_checkpoint_is_named_and_its_run_falls_back(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    run = tmp_path / "run"
+    for step in (5, 10):
+        shutil.copytree(tiny_model_dir, run / f"checkpoint-{step}")
+        (run / f"checkpoint-{step}" / "optimizer.pt").write_bytes(b"\x01" * 8)
+        write_marker(run / f"checkpoint-{step}", step)
+    (run / "checkpoint-5" / "optimizer.pt").write_bytes(b"")  # inference does not read it
+    weights = run / "checkpoint-10" / "model.safetensors"
+    weights.write_bytes(b"\xff" * weights.stat().st_size)
+    assert resolve_model_dir(str(run)) == run / "checkpoint-5"
+    assert capsys.readouterr().err == ("swift: skipping checkpoint-10: checkpoint-10/model.safetensors is damaged: its "
+                                       "content differs from when it was saved (checksum); using checkpoint-5\n")
+    with pytest.raises(ArgumentError) as info:
+        resolve_model_dir(str(run / "checkpoint-10"))
+    assert info.value.problems == [
+        f"--model {run / 'checkpoint-10'}: checkpoint-10/model.safetensors is damaged: its content differs from when "
+        f"it was saved (checksum); use the previous whole checkpoint: --model {run / 'checkpoint-5'}"
+    ]
 
 
 def test_adapter_directory_is_refused_with_the_fix(tmp_path: Path) -> None:

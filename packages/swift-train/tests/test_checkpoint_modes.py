@@ -28,3 +28,40 @@ def test_publish_gives_every_file_the_umask_mode(tmp_path: Path) -> None:
     expected = ("adapter_model.safetensors", "adapter_config.json", checkpoints.MARKER)
     assert modes == {name: 0o644 for name in expected}
     assert checkpoints.is_complete(final) and not staging.exists()
+
+
+def published(run: Path, step: int) -> Path:
+    staging = run / f".tmp-checkpoint-{step}" / f"checkpoint-{step}"
+    staging.mkdir(parents=True)
+    (staging / "adapter_model.safetensors").write_bytes(b"\x00" * 64)
+    checkpoints.publish(staging, run / f"checkpoint-{step}", step)
+    staging.parent.rmdir()
+    return run / f"checkpoint-{step}"
+
+
+def test_rotation_hides_a_checkpoint_before_deleting_it(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    for step in (2, 4, 6):
+        published(tmp_path, step)
+
+    def killed(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 - the process dies mid-delete
+        (Path(path) / "adapter_model.safetensors").unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoints.shutil, "rmtree", killed)
+    try:
+        checkpoints.rotate(tmp_path, keep=2, best=None)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-checkpoint-2.deleting", "checkpoint-4", "checkpoint-6"]
+    assert all(checkpoints.verify(c) is None for c in checkpoints.complete_checkpoints(tmp_path))
+    checkpoints.clean_staging(tmp_path)  # what the next run in this directory does first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-4", "checkpoint-6"]
+
+
+def test_a_damaged_checkpoint_of_the_same_step_is_replaced(tmp_path: Path) -> None:
+    old = published(tmp_path, 4)
+    (old / "adapter_model.safetensors").write_bytes(b"\xff")
+    published(tmp_path, 4)
+    assert checkpoints.verify(tmp_path / "checkpoint-4") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-4"]

@@ -6,7 +6,7 @@ every later stage can read a run's arguments cheaply.
 
 from swift_args.args_file import ARGS_FILE, SCHEMA_VERSION, read_args_file, save_args
 from swift_args.commands import COMMANDS, Command
-from swift_args.errors import ArgumentError
+from swift_args.errors import ArgumentError, RunStopped
 from swift_args.files import apply_umask, umask_mode
 from swift_args.resolve import Invocation, build_args, parse_args
 from swift_args.run_dir import create_run_dir
@@ -18,6 +18,7 @@ __all__ = [
     "ArgumentError",
     "Command",
     "Invocation",
+    "RunStopped",
     "apply_umask",
     "build_args",
     "create_run_dir",

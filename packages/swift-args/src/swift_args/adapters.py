@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from swift_args.checkpoint_files import is_complete, refusal
+
 
 def split_adapter(spec: str) -> tuple[str | None, str]:
     """(name, path), name None for a bare path. Names never hold '='; a path may, so an existing path
@@ -24,7 +26,12 @@ def adapter_problems(adapters: list[str]) -> list[str]:
     for spec in adapters:
         raw = adapter_path(spec)
         path = Path(raw).expanduser()
-        if not path.exists() or (path / "adapter_config.json").is_file():
+        if (path / "adapter_config.json").is_file():
+            # A saved checkpoint truncated or overwritten since: named now, before any model loads.
+            problem = refusal(path, "--adapters", shown=raw) if is_complete(path) else None
+            problems.extend([problem] if problem else [])
+            continue
+        if not path.exists():
             continue
         if path.is_file():
             problems.append(f"--adapters {raw} is a file; pass the checkpoint directory that holds adapter_config.json")

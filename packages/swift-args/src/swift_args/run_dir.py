@@ -17,6 +17,9 @@ from swift_args.errors import ArgumentError
 
 # Set by the torchrun launcher so every worker process writes into the one run directory it made.
 RUN_DIR_ENV = "SWIFT_RUN_DIR"
+# Set by the torchrun launcher to the checkpoint it verified: workers resume from it without
+# reading every file again, and cannot choose differently.
+RESUME_ENV = "SWIFT_RESUME_CHECKPOINT"
 _VERSION = re.compile(r"^v(\d+)-\d{8}-\d{6}$")
 
 
@@ -50,11 +53,13 @@ def create_run_dir(output_dir: str | Path, add_version: bool = True, now: dateti
             version += 1
 
 
-def start_run(args: Any, command: str, model_dir: str | Path | None = None) -> Path:
+def start_run(args: Any, command: str, model_dir: str | Path | None = None, continue_in: Path | None = None) -> Path:
     """Create the run directory for a training invocation and write args.json into it first.
 
     `args.output_dir` is updated to the run directory, so args.json records where the run lives
     and every later stage (infer --adapters, resume) finds it from a checkpoint's parent.
+    `continue_in`: an existing run directory that a resumed run goes on in; its args.json is
+    replaced by this invocation's.
     """
     from swift_args.args_file import save_args
 
@@ -64,7 +69,7 @@ def start_run(args: Any, command: str, model_dir: str | Path | None = None) -> P
         if getattr(args, "logging_dir", "unset") is None:
             args.logging_dir = str(Path(launched_in) / "runs")
         return Path(launched_in)
-    run_dir = create_run_dir(args.output_dir, getattr(args, "add_version", True))
+    run_dir = continue_in or create_run_dir(args.output_dir, getattr(args, "add_version", True))
     args.output_dir = str(run_dir)
     if getattr(args, "logging_dir", "unset") is None:
         args.logging_dir = str(run_dir / "runs")
@@ -101,11 +106,14 @@ def has_started(run_dir: Path) -> bool:
     if not log.is_file():
         return False
     with open(log, encoding="utf-8") as f:
-        first = f.readline()
-    try:  # the first record is the first logged step, or the end-of-training summary at step 0
-        return json.loads(first).get("global_step", 0) > 0
-    except (ValueError, AttributeError):
-        return bool(first)
+        for line in f:
+            try:  # the first step's record, or the end-of-training summary at step 0
+                record = json.loads(line)
+                if "event" not in record:  # a note such as "resumed from checkpoint-5" is no step
+                    return record.get("global_step", 0) > 0
+            except (ValueError, AttributeError, TypeError):
+                return True
+    return False
 
 
 def missing_dirs(path: Path) -> list[Path]:
@@ -137,11 +145,16 @@ def discard_unstarted(run_dir: Path, created: list[Path]) -> bool:
 
 
 @contextmanager
-def started_run(args: Any, command: str, model_dir: str | Path | None = None) -> Iterator[Path]:
-    """`start_run` for the duration of a run: if it fails before its first step, nothing stays on disk."""
-    created = [] if os.environ.get(RUN_DIR_ENV) else missing_dirs(Path(args.output_dir))
-    run_dir = start_run(args, command, model_dir)
-    if getattr(args, "add_version", True) and not os.environ.get(RUN_DIR_ENV):
+def started_run(args: Any, command: str, model_dir: str | Path | None = None,
+                continue_in: Path | None = None) -> Iterator[Path]:
+    """`start_run` for the duration of a run: if it fails before its first step, nothing it made stays on disk.
+
+    A directory this process did not make (the launcher's, or the run a resumed run continues) is never removed.
+    """
+    ours = not os.environ.get(RUN_DIR_ENV) and continue_in is None
+    created = missing_dirs(Path(args.output_dir)) if ours else []
+    run_dir = start_run(args, command, model_dir, continue_in)
+    if ours and getattr(args, "add_version", True):
         created.insert(0, run_dir.absolute())
     try:
         yield run_dir

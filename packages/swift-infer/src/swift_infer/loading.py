@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from swift_args import ArgumentError
+from swift_args.checkpoint_files import is_complete, refusal
 from swift_data.models import ModelInfo, load_tokenizer, model_for_args
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -123,9 +125,13 @@ def quantization_config(args: Any, dtype: torch.dtype) -> Any:
 
 
 def attach_adapter(model: Any, path: str, adapter_name: str = "default", is_trainable: bool = False) -> Any:
-    """`model` with the PEFT adapter at `path` added; an adapter of another base model is one line."""
+    """`model` with the PEFT adapter at `path` added; an adapter of another base model is one line,
+    and so is a saved checkpoint whose files changed since (truncated, overwritten)."""
     from peft import PeftModel
 
+    problem = refusal(Path(path), "--adapters", shown=path) if is_complete(Path(path)) else None
+    if problem is not None:
+        raise ArgumentError(problem)
     try:
         if isinstance(model, PeftModel):
             model.load_adapter(path, adapter_name=adapter_name, is_trainable=is_trainable)

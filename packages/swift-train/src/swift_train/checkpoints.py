@@ -1,53 +1,35 @@
 """Checkpoints that are either complete or invisible.
 
-A checkpoint is written into `<run>/.tmp-checkpoint-N/`, finished with a completion marker, and
-only then renamed to `<run>/checkpoint-N/`. A run killed mid-save leaves at most a `.tmp-`
-directory, which resuming ignores; a `checkpoint-N` without its marker is never picked up.
+A checkpoint is written into `<run>/.tmp-checkpoint-N/`, finished with a completion marker
+(`swift_args.checkpoint_files`: each file's size and CRC32), and only then renamed to
+`<run>/checkpoint-N/`. Deleting goes the other way: rename to a hidden `.tmp-` name first, then
+remove. A run killed mid-save or mid-delete leaves at most a `.tmp-` directory, which resuming
+ignores and the next run in that directory removes.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 from pathlib import Path
 
+from swift_args.checkpoint_files import (
+    MARKER,
+    complete_checkpoints,
+    is_complete,
+    step_of,
+    verify,
+    write_marker,
+)
 from swift_args.files import apply_umask
 
-MARKER = "swift_checkpoint.json"
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-
-
-def is_complete(checkpoint: Path) -> bool:
-    return (checkpoint / MARKER).is_file()
-
-
-def write_marker(checkpoint: Path, step: int) -> None:
-    files = sorted(p.name for p in checkpoint.iterdir())
-    with open(checkpoint / MARKER, "w") as f:
-        json.dump({"global_step": step, "files": files}, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def step_of(checkpoint: Path) -> int:
-    """The global step a checkpoint was saved at (its marker's, else its name's)."""
-    try:
-        return int(json.loads((checkpoint / MARKER).read_text())["global_step"])
-    except (OSError, ValueError, KeyError):
-        match = _CHECKPOINT.match(checkpoint.name)
-        return int(match.group(1)) if match else 0
-
-
-def complete_checkpoints(run_dir: Path) -> list[Path]:
-    """Complete checkpoints, oldest step first."""
-    found = [(int(m.group(1)), p) for p in run_dir.iterdir() if (m := _CHECKPOINT.match(p.name)) and is_complete(p)]
-    return [p for _, p in sorted(found)]
+__all__ = ["MARKER", "clean_staging", "complete_checkpoints", "is_complete", "latest_complete", "link", "publish",
+           "remove", "rotate", "step_of", "verify", "write_marker"]
 
 
 def latest_complete(run_dir: Path) -> Path | None:
-    checkpoints = complete_checkpoints(run_dir) if run_dir.is_dir() else []
+    """The checkpoint finished last (not verified: see `newest_whole_checkpoint` for that)."""
+    checkpoints = complete_checkpoints(run_dir)
     return checkpoints[-1] if checkpoints else None
 
 
@@ -59,20 +41,29 @@ def publish(staging: Path, final: Path, step: int) -> None:
     """
     apply_umask(staging)
     write_marker(staging, step)
-    if final.exists():  # a stale, incomplete directory of the same step from a killed run
-        shutil.rmtree(final)
+    if final.exists():  # a damaged or unfinished directory of the same step from an earlier run
+        remove(final)
     os.replace(staging, final)
 
 
+def remove(checkpoint: Path) -> None:
+    """Delete a checkpoint so that no moment of it looks complete: hide it under a `.tmp-` name, then delete."""
+    hidden = checkpoint.with_name(f".tmp-{checkpoint.name}.deleting")
+    if hidden.exists():
+        shutil.rmtree(hidden, ignore_errors=True)
+    os.replace(checkpoint, hidden)
+    shutil.rmtree(hidden, ignore_errors=True)
+
+
 def rotate(run_dir: Path, keep: int | None, best: Path | None) -> None:
-    """Delete the oldest complete checkpoints beyond `keep`, never the best one."""
+    """Delete the checkpoints finished earliest beyond `keep`, never the best one."""
     if keep is None:
         return
     checkpoints = complete_checkpoints(run_dir)
     removable = [c for c in checkpoints if best is None or c.resolve() != best.resolve()]
     excess = len(checkpoints) - keep
     for checkpoint in removable[: max(0, excess)]:
-        shutil.rmtree(checkpoint, ignore_errors=True)
+        remove(checkpoint)
 
 
 def link(run_dir: Path, name: str, target: Path | None) -> None:
@@ -87,5 +78,6 @@ def link(run_dir: Path, name: str, target: Path | None) -> None:
 
 
 def clean_staging(run_dir: Path) -> None:
+    """Remove what killed runs left: unfinished saves (`.tmp-checkpoint-N`) and deletions (`.deleting`)."""
     for leftover in run_dir.glob(".tmp-checkpoint-*"):
         shutil.rmtree(leftover, ignore_errors=True)

@@ -38,6 +38,13 @@ class JsonlLogger(TrainerCallback):
             f.write(json.dumps(record) + "\n")
 
 
+def write_event(path: Path, event: str, **fields: Any) -> None:
+    """A record that is no logging step (e.g. "resumed"): `event` tells readers to skip it as such."""
+    record = {"event": event, **fields, "time": round(time.time(), 3)}
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def peak_rss_bytes() -> int:
     """The process's peak resident memory (ru_maxrss is KiB on Linux, bytes on macOS)."""
     import resource

@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from swift_args import ArgumentError, Invocation
+from swift_args import ARGS_FILE, ArgumentError, Invocation
+from swift_args.checkpoint_files import is_checkpoint_dir, newest_whole_checkpoint, refusal
 from swift_args.plugins import import_files
-from swift_args.run_dir import RUN_DIR_ENV, check_writable_dir, started_run
+from swift_args.run_dir import RESUME_ENV, RUN_DIR_ENV, check_writable_dir, started_run
 from swift_args.shell import swift_command
 from swift_data.models import ModelInfo
 
@@ -21,24 +22,69 @@ from swift_train import checkpoints, preflight
 
 
 def resume_source(args: Any) -> Path | None:
-    """The checkpoint to resume from: the one named, or a run directory's latest complete one."""
+    """The checkpoint to resume from, verified before any model loads.
+
+    A checkpoint named directly must be whole; in a run directory, or an output directory of
+    vN-* runs, the newest whole one is taken and each newer damaged one is named on stderr.
+    """
     if not args.resume_from_checkpoint:
         return None
-    path = Path(args.resume_from_checkpoint)
-    if not path.is_dir():
-        raise ArgumentError(f"--resume_from_checkpoint {path}: no such directory")
-    if not checkpoints.is_complete(path):
-        path = checkpoints.latest_complete(path)
-        if path is None:
-            raise ArgumentError(
-                f"--resume_from_checkpoint {args.resume_from_checkpoint}: not a complete checkpoint and holds none "
-                f"(a checkpoint is complete once it has {checkpoints.MARKER})"
-            )
+    verified = os.environ.get(RESUME_ENV)  # a torchrun worker: the launcher has read every file already
+    path = Path(verified) if verified else whole_checkpoint(Path(args.resume_from_checkpoint), args)
     is_adapter = (path / "adapter_config.json").is_file()
     if is_adapter != (args.train_type == "lora"):
         kind, other = ("a LoRA adapter", "lora") if is_adapter else ("a full model", "full")
         raise ArgumentError(f"--resume_from_checkpoint {path} holds {kind}; resume it with --train_type {other}")
+    step = checkpoints.step_of(path)
+    if not args.resume_only_model and 0 < args.max_steps <= step:  # transformers would train one step past the end
+        raise ArgumentError(f"--resume_from_checkpoint {path}: the run had already reached step {step} of "
+                            f"--max_steps {args.max_steps}; raise --max_steps to train further")
     return path
+
+
+def whole_checkpoint(path: Path, args: Any) -> Path:
+    """`path` if it is a whole checkpoint, else the newest whole one under it (a run or output directory)."""
+    if not path.is_dir():
+        raise ArgumentError(f"--resume_from_checkpoint {path}: no such directory")
+    training_state = not args.resume_only_model  # weights only need nothing else to be intact
+    if checkpoints.is_complete(path) or is_checkpoint_dir(path):  # a checkpoint named directly
+        problem = refusal(path, "--resume_from_checkpoint", training_state)
+        if problem is not None:
+            raise ArgumentError(problem)
+        return path
+    found, skipped = newest_whole_checkpoint(path, training_state)
+    for checkpoint, why in skipped:
+        _say(f"skipping {checkpoint.relative_to(path)}: {why}"
+             + (f"; resuming from {found.relative_to(path)}" if found is not None else ""))
+    if found is None:
+        held = "each checkpoint in it is damaged or unfinished" if skipped else "it holds no checkpoint"
+        raise ArgumentError(f"--resume_from_checkpoint {path}: not a checkpoint, and {held} "
+                            f"(a checkpoint is complete once it has {checkpoints.MARKER}); start again without it")
+    return found
+
+
+def continued_run(args: Any, resume: Path | None) -> Path | None:
+    """The run directory a resumed run goes on in: its checkpoint's, when --output_dir is that run or its parent.
+
+    Resumed elsewhere (a fork) or with --resume_only_model (a new schedule), the run gets a new directory.
+    """
+    if resume is None or args.resume_only_model or not (resume.parent / ARGS_FILE).is_file():
+        return None
+    output = Path(args.output_dir).resolve()
+    run = resume.parent.resolve()
+    return resume.parent if output in (run, run.parent) else None
+
+
+def note_resumed(run_dir: Path, resume: Path) -> None:
+    """Say where training goes on from: on stderr, and as a record in logging.jsonl before the new steps."""
+    from swift_train.logging_jsonl import write_event
+
+    if os.environ.get("RANK", "0") != "0":
+        return
+    step = checkpoints.step_of(resume)
+    name = resume.name if resume.parent.resolve() == run_dir.resolve() else str(resume)
+    write_event(run_dir / "logging.jsonl", "resumed", checkpoint=name, global_step=step)
+    _say(f"resumed from {name} at step {step} in {run_dir}")
 
 
 def model_source(args: Any, resume: Path | None) -> Any:
@@ -119,9 +165,10 @@ def run_training(invocation: Invocation) -> int:
             check_writable_dir(args.logging_dir, "--logging_dir")
     import_files(args.external_plugins, "--external_plugins")
     resume = resume_source(args)
+    continue_in = continued_run(args, resume)
     rows = load_dataset_rows(DataOptions.from_args(args))  # before the model: a hub model may be gigabytes away
     _, info = model_for_args(model_source(args, resume))
-    exit_code = relaunch_under_torchrun(invocation, info.model_dir)
+    exit_code = relaunch_under_torchrun(invocation, info.model_dir, resume, continue_in)
     if exit_code is not None:
         return exit_code
     tokenizer = load_tokenizer(info.model_dir)
@@ -129,7 +176,7 @@ def run_training(invocation: Invocation) -> int:
     preflight.check_has_rows(data, args)
     preflight.check_tuner_targets(args, info)
     preflight.check_trainer_args(args, info, has_eval=data.val is not None and len(data.val) > 0)
-    with started_run(args, invocation.command.name, info.model_dir) as run_dir:  # args.json first
+    with started_run(args, invocation.command.name, info.model_dir, continue_in) as run_dir:  # args.json first
         if os.environ.get("RANK", "0") == "0":
             print(f"swift: run directory {run_dir}", file=sys.stderr)
         from transformers import set_seed  # imports peft and the trainer: seconds, only once checks passed
@@ -138,6 +185,8 @@ def run_training(invocation: Invocation) -> int:
         loaded = prepare_model(args, resume, info, tokenizer)
         trainer = build_trainer(args, run_dir, loaded, data)
         checkpoints.clean_staging(run_dir)
+        if resume is not None and not args.resume_only_model:
+            note_resumed(run_dir, resume)
         try:
             trainer.train(resume_from_checkpoint=str(resume) if resume is not None and not args.resume_only_model else None)
         except RuntimeError as exc:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+from swift_args import RunStopped
 from transformers import Seq2SeqTrainer
 
 from swift_train import checkpoints, varlen
+from swift_train.logging_jsonl import write_event
 from swift_train.loss import (
     Head,
     chunked_token_loss,
@@ -32,7 +35,9 @@ class SwiftTrainer(Seq2SeqTrainer):
       over the trained tokens where that is safe (loss.py), so full logits never exist;
     - token accuracy (`acc_strategy` token or seq) in every log;
     - LoRA+ optimizer groups (`lorap_lr_ratio`);
-    - checkpoints written to a temporary directory and renamed into place when complete.
+    - checkpoints written to a temporary directory and renamed into place when complete;
+    - a stop, before anything is logged or saved, at the first step whose loss or gradient norm
+      is NaN or inf (transformers' logging_nan_inf_filter would hide the loss and train on).
     """
 
     def __init__(self, *args: Any, swift_args: Any, **kwargs: Any):
@@ -46,6 +51,7 @@ class SwiftTrainer(Seq2SeqTrainer):
         self._generated: tuple[list[str], list[str]] = ([], [])
         self.use_chunked_loss = True
         self._head: Head | str | None = None  # the chunked loss's modules, or why it is off
+        self._step_loss: torch.Tensor | None = None  # this optimizer step's micro-step losses, summed
 
     # -- loss and metrics ------------------------------------------------------------------
 
@@ -178,6 +184,53 @@ class SwiftTrainer(Seq2SeqTrainer):
                                            **optimizer_kwargs)
             return self.optimizer
         return super().create_optimizer(model)
+
+    # -- stopping at a non-finite loss -------------------------------------------------------
+
+    def training_step(self, model, inputs, num_items_in_batch=None):  # noqa: ANN001
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # Summed on the device: a NaN or inf of any micro step stays in the sum, and the host
+        # waits for it once per optimizer step, not once per micro step.
+        self._step_loss = loss.detach() if self._step_loss is None else self._step_loss + loss.detach()
+        return loss
+
+    def _maybe_log_save_evaluate(self, tr_loss, grad_norm, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        self._stop_if_not_finite(grad_norm)
+        super()._maybe_log_save_evaluate(tr_loss, grad_norm, *args, **kwargs)
+
+    def _stop_if_not_finite(self, grad_norm: torch.Tensor | float | None) -> None:
+        loss, self._step_loss = self._step_loss, None
+        if loss is None:  # the end-of-epoch call, after the step was checked
+            return
+        values = [loss.float().reshape(())]
+        # Under fp16 the loss scaler skips a step whose gradients overflowed: an inf norm is no failure there.
+        if grad_norm is not None and not self.args.fp16:
+            values.append(torch.as_tensor(grad_norm, dtype=torch.float32, device=loss.device).reshape(()))
+        values = torch.stack(values)
+        if self.accelerator.num_processes > 1:
+            values = self.accelerator.reduce(values, "sum")  # one process's NaN stops them all, together
+        if bool(torch.isfinite(values).all()):
+            return
+        message = self._stopped_message(float(values[0]), grad_norm)
+        if self.is_world_process_zero():
+            write_event(Path(self.args.output_dir) / "logging.jsonl", "stopped", global_step=self.state.global_step,
+                        reason=message)
+        for callback in self.callback_handler.callbacks:  # the error line goes below the bar, not into it
+            if getattr(callback, "training_bar", None) is not None:
+                callback.training_bar.close()
+        raise RunStopped(message)
+
+    def _stopped_message(self, loss: float, grad_norm: torch.Tensor | float | None) -> str:
+        norm = f"{float(grad_norm):.4g}" if grad_norm is not None else None
+        what = f"the gradient norm became {norm}" if math.isfinite(loss) else \
+            f"the loss became {loss}" + (f" (grad_norm {norm})" if norm is not None else "")
+        run_dir = Path(self.args.output_dir)
+        last = checkpoints.latest_complete(run_dir)
+        if last is None:
+            return (f"training stopped at step {self.state.global_step}: {what}; no checkpoint was saved before it: "
+                    "lower --learning_rate, check the data, then start again")
+        return (f"training stopped at step {self.state.global_step}: {what}; the last good checkpoint is {last}: "
+                f"lower --learning_rate, check the data, then resume with --resume_from_checkpoint {run_dir}")
 
     # -- crash-safe checkpoints -------------------------------------------------------------
 

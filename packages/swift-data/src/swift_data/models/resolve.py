@@ -7,16 +7,24 @@ the built-in alias SmolLM2-135M-Instruct; a hub id (`org/name`, optionally `MS::
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from swift_args import ArgumentError
+from swift_args.checkpoint_files import (
+    checkpoint_dirs,
+    is_complete,
+    newest_whole_checkpoint,
+    refusal,
+    run_dirs,
+    step_of,
+)
 
 from swift_data.models.builtin import BUILTIN_MODELS, find_builtin
 from swift_data.models.gguf import ensure_converted
 from swift_data.models.hub import download_model
 
 _HUB_ID = re.compile(r"^(?:(HF|MS)::)?([\w.\-]+/[\w.\-]+)$")
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def resolve_model_dir(
@@ -43,8 +51,10 @@ def resolve_model_dir(
     )
 
 
-def _model_in_directory(path: Path) -> Path:
+def _model_in_directory(path: Path, verified: bool = False) -> Path:
     if (path / "config.json").is_file():
+        if not verified:
+            _check_whole(path)
         return path
     if (path / "adapter_config.json").is_file():
         raise ArgumentError(
@@ -53,15 +63,33 @@ def _model_in_directory(path: Path) -> Path:
         )
     checkpoint = latest_checkpoint(path)
     if checkpoint is not None:
-        return _model_in_directory(checkpoint)
+        return _model_in_directory(checkpoint, verified=True)
+    if checkpoint_dirs(path):
+        raise ArgumentError(f"--model {path}: none of its checkpoint-N directories holds a whole model; "
+                            "pass a model or a checkpoint directory")
     raise ArgumentError(f"--model {path} has no config.json and no checkpoint-N directory; is it a model directory?")
 
 
+def _check_whole(checkpoint: Path) -> None:
+    """A saved checkpoint (it has a marker) whose weights changed since is refused, naming the file, before loading."""
+    problem = refusal(checkpoint, "--model") if is_complete(checkpoint) else None
+    if problem is not None:
+        raise ArgumentError(problem)
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The highest-numbered complete `checkpoint-N` in a run directory."""
-    numbered = [(int(m.group(1)), p) for p in run_dir.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))]
-    complete = [(n, p) for n, p in numbered if (p / "config.json").is_file() or (p / "adapter_config.json").is_file()]
-    return max(complete)[1] if complete else None
+    """The newest whole `checkpoint-N` of a run directory (or of an output dir's runs); each newer
+    damaged one is named on stderr. Checkpoints of other tools have no marker: there, the
+    highest-numbered one with a config is taken."""
+    if not any(is_complete(c) for run in run_dirs(run_dir) for c in checkpoint_dirs(run)):
+        numbered = [(step_of(p), p) for p in checkpoint_dirs(run_dir)]
+        complete = [(n, p) for n, p in numbered if (p / "config.json").is_file() or (p / "adapter_config.json").is_file()]
+        return max(complete)[1] if complete else None
+    found, skipped = newest_whole_checkpoint(run_dir, training_state=False)
+    for checkpoint, why in skipped:
+        using = f"; using {found.relative_to(run_dir)}" if found is not None else ""
+        print(f"swift: skipping {checkpoint.relative_to(run_dir)}: {why}{using}", file=sys.stderr)
+    return found
 
 
 def portable_model_name(model: str) -> str:
