@@ -166,6 +166,8 @@ def test_two_processes_on_cpu_write_one_run(tmp_path: Path, tiny_chat_model: Pat
     assert [r["global_step"] for r in log] == [1, 2, 3, 4]  # one process logs
     assert log[-1]["epoch"] == 0.5  # 4 steps x 2 processes x 2 rows of 32
     assert result.stdout.count("swift: done.") == 1
+    next_step = result.stdout.split("next: ")[1].split(" infer ")[0]
+    assert next_step.endswith("swift")  # the command the user ran, not the module torchrun started
     for checkpoint in ("checkpoint-2", "checkpoint-4"):  # both processes' RNG states made it in before the rename
         assert {"rng_state_0.pth", "rng_state_1.pth"} <= {p.name for p in (run_dir / checkpoint).iterdir()}
 

@@ -13,8 +13,14 @@ import sys
 from pathlib import Path
 
 
+# Set by the torchrun launcher: its workers run a module, not the command the user typed.
+COMMAND_ENV = "SWIFT_COMMAND"
+
+
 def swift_command() -> str:
     """`swift`, `uv run swift`, `python3 -m uv run swift`, or the script's path: what works there."""
+    if os.environ.get(COMMAND_ENV):
+        return os.environ[COMMAND_ENV]
     if os.environ.get("UV"):  # started by `uv run`
         return f"{_uv_command()} run{_project_option()} swift"
     script = Path(sys.argv[0]).absolute()

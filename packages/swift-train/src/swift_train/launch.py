@@ -15,6 +15,7 @@ from pathlib import Path
 from swift_args import Invocation
 from swift_args.launch import DistributedLaunch
 from swift_args.run_dir import RESUME_ENV, RUN_DIR_ENV, started_run
+from swift_args.shell import COMMAND_ENV, swift_command
 
 
 class _WorkersFailed(Exception):
@@ -36,7 +37,8 @@ def relaunch_under_torchrun(invocation: Invocation, model_dir: Path, resume: Pat
         with started_run(invocation.args, invocation.command.name, model_dir, continue_in) as run_dir:
             print(f"swift: run directory {run_dir}; starting {launch.world_size} processes with torchrun", file=sys.stderr)
             command = launch.torchrun_command(invocation.command.name, invocation.argv)
-            env = {**os.environ, RUN_DIR_ENV: str(run_dir), **({RESUME_ENV: str(resume)} if resume is not None else {})}
+            env = {**os.environ, RUN_DIR_ENV: str(run_dir), COMMAND_ENV: swift_command(),
+                   **({RESUME_ENV: str(resume)} if resume is not None else {})}
             exit_code = subprocess.call(command, env=env)
             if exit_code != 0:
                 raise _WorkersFailed(exit_code)
