@@ -194,8 +194,13 @@ def long_context_model(tmp_path: Path, smollm2_dir: Path) -> Path:
     return tmp_path / "model"
 
 
-def test_sigterm_stops_the_server_within_the_grace_period(tmp_path: Path, long_context_model: Path) -> None:
-    running = Server("--model", str(long_context_model), "--log_interval", "-1", "--shutdown_timeout", "2",
+@pytest.mark.parametrize("signals, grace, ending", [
+    (1, "2", "the server is stopping: SIGTERM and --shutdown_timeout 2s passed"),
+    (2, "600", "the server is stopping: SIGTERM twice"),  # the second signal does not wait for the grace period
+])
+def test_sigterm_stops_the_server_with_a_request_that_would_run_for_minutes(
+        tmp_path: Path, long_context_model: Path, signals: int, grace: str, ending: str) -> None:
+    running = Server("--model", str(long_context_model), "--log_interval", "-1", "--shutdown_timeout", grace,
                      log=tmp_path / "deploy.log")
     try:
         with httpx.Client(base_url=running.url, headers=HEADERS, timeout=TIMEOUT) as client, ThreadPoolExecutor(1) as pool:
@@ -204,12 +209,14 @@ def test_sigterm_stops_the_server_within_the_grace_period(tmp_path: Path, long_c
             time.sleep(2)  # it is generating
             assert not endless.done()
             stopped_at = time.monotonic()
-            running.process.send_signal(signal.SIGTERM)
+            for _ in range(signals):
+                running.process.send_signal(signal.SIGTERM)
+                time.sleep(0.5)
             running.process.wait(timeout=30)
             assert time.monotonic() - stopped_at < 15
             reply = endless.result(timeout=TIMEOUT)
         events = _read(reply)  # ends with [DONE]
-        assert events[-1]["error"]["message"].startswith("the server is stopping: SIGTERM and --shutdown_timeout 2s passed")
-        assert "SIGTERM: stopping; 1 open request(s) get 2s to finish" in running.output()
+        assert events[-1]["error"]["message"] == ending
+        assert f"SIGTERM: stopping; 1 open request(s) get {grace}s to finish" in running.output()
     finally:
         running.stop()

@@ -108,7 +108,13 @@ class Server:
     def submit(self, prompt: list[int], settings: GenerationSettings, model: ServedModel,
                queue: asyncio.Queue, index: int, request_id: str) -> RequestHandle:
         loop = asyncio.get_running_loop()
-        deliver = lambda delta: loop.call_soon_threadsafe(queue.put_nowait, (index, delta))  # noqa: E731
+
+        def deliver(delta: Delta) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, (index, delta))
+            except RuntimeError:  # the event loop has closed (a forced stop): nobody is left to read it
+                pass
+
         return self.engine.submit(prompt, settings, adapter=model.adapter, on_delta=deliver,
                                   request_id=f"{request_id}#{index}")
 
@@ -118,7 +124,7 @@ class Server:
         running, waiting = self.engine.batcher.load
         grace = self.args.shutdown_timeout
         print(f"swift deploy: {why}: stopping; {running + waiting} open request(s) get {grace:g}s to finish "
-              "(--shutdown_timeout; send the signal again to stop at once)", file=sys.stderr, flush=True)
+              "(--shutdown_timeout; send the signal again to end them now)", file=sys.stderr, flush=True)
         timer = threading.Timer(grace, self.engine.batcher.stop_all,
                                 args=(f"the server is stopping: {why} and --shutdown_timeout {grace:g}s passed",))
         timer.daemon = True
@@ -494,16 +500,23 @@ class GracefulServer(uvicorn.Server):
     only a second Ctrl-C (not a second SIGTERM) forces it. Here the first signal stops accepting
     requests and gives the running ones --shutdown_timeout seconds; then the engine ends them
     (a 503, or an error event and [DONE] in a stream) and the server stops. A second signal of
-    either kind stops at once.
+    either kind ends them at once; a third exits without waiting for anything (a stuck engine).
     """
 
     def __init__(self, config: uvicorn.Config, server: Server):
         super().__init__(config)
         self.swift = server
+        self.signals = 0
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        if self.should_exit:
+        self.signals += 1
+        name = signal.Signals(sig).name
+        if self.signals == 1:
+            super().handle_exit(sig, frame)
+            self.swift.begin_stopping(name)
+        elif self.signals == 2:
+            print(f"swift deploy: {name} again: ending the open requests now (a third signal exits at once)",
+                  file=sys.stderr, flush=True)
+            self.swift.engine.batcher.stop_all(f"the server is stopping: {name} twice")
+        else:
             self.force_exit = True
-            return
-        super().handle_exit(sig, frame)
-        self.swift.begin_stopping(signal.Signals(sig).name)
