@@ -155,6 +155,36 @@ def test_a_huge_learning_rate_stops_at_the_first_nan(tmp_path: Path, tiny_chat_m
     assert not list((tmp_path / "run").glob("*checkpoint-*"))
 
 
+WEIGHT_TO_INF_IN_STEP_4 = '''
+import torch
+from swift_train.trainer import SwiftTrainer
+
+_training_step = SwiftTrainer.training_step
+
+def training_step(self, model, inputs, num_items_in_batch=None):
+    loss = _training_step(self, model, inputs, num_items_in_batch)
+    if self.state.global_step == 3:  # after step 4's loss and gradients, before its update: they stay finite
+        with torch.no_grad():
+            next(p for p in model.parameters() if p.requires_grad).fill_(float("inf"))
+    return loss
+
+SwiftTrainer.training_step = training_step
+'''
+
+
+def test_weights_that_became_inf_are_never_saved(tmp_path: Path, tiny_chat_model: Path) -> None:
+    plugin, run = tmp_path / "inf.py", tmp_path / "run"
+    plugin.write_text(WEIGHT_TO_INF_IN_STEP_4)
+    result = run_swift(*tiny_sft(tiny_chat_model, run, "--max_steps", "6", "--save_steps", "2"),
+                       "--external_plugins", str(plugin))
+    assert result.returncode == 1
+    assert error_lines(result.stderr) == [
+        "swift sft: error: training stopped at step 4: the trained weights became nan or inf in this step's update; "
+        f"the last good checkpoint is {run / 'checkpoint-2'}: lower --learning_rate, check the data, then resume "
+        f"with --resume_from_checkpoint {run}"]
+    assert sorted(p.name for p in run.glob("*checkpoint-*")) == ["checkpoint-2"]
+
+
 CRASH_AT_STEP_5 = '''
 import os
 from swift_train.trainer import SwiftTrainer

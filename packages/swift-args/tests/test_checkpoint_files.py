@@ -122,3 +122,20 @@ def test_a_refusal_names_the_previous_whole_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "checkpoint-2" / "optimizer.pt").unlink()
     assert refusal(damaged, "--resume_from_checkpoint", training_state=True).endswith(
         "; no earlier checkpoint of this run is whole")
+
+
+def test_configs_edited_on_purpose_do_not_make_a_checkpoint_damaged(tmp_path: Path) -> None:
+    checkpoint = saved(tmp_path, 5)
+    marker = json.loads((checkpoint / MARKER).read_text())
+    assert marker["files"]["adapter_config.json"] == {"size": 8}  # text: no checksum
+    # Moving an adapter to another machine means pointing it at the base model there.
+    (checkpoint / "adapter_config.json").write_text('{"r": 8, "base_model_name_or_path": "/models/base"}')
+    assert verify(checkpoint) is None
+    (checkpoint / "adapter_config.json").unlink()
+    assert verify(checkpoint) == "checkpoint-5/adapter_config.json is missing"
+
+
+def test_a_hand_edited_marker_is_reported_not_a_traceback(tmp_path: Path) -> None:
+    checkpoint = saved(tmp_path, 5)
+    (checkpoint / MARKER).write_text('{"global_step": 5, "files": null}')
+    assert verify(checkpoint) == f"checkpoint-5/{MARKER} is damaged: 'files' is not a list or an object"

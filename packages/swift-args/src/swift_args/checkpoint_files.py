@@ -23,6 +23,7 @@ _CHUNK = 16 * 2**20
 # What only resuming reads (transformers' and DeepSpeed's names): inference checks the weights alone,
 # so a damaged optimizer.pt does not stop `swift infer` from using intact weights.
 _TRAINING_STATE = ("optimizer", "scheduler", "scaler", "rng_state", "trainer_state", "training_args", "global_step")
+_DATA_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npy", ".gguf", ".distcp")
 
 
 def crc32(path: Path) -> str:
@@ -35,11 +36,25 @@ def crc32(path: Path) -> str:
     return f"{value:08x}"
 
 
+def is_data_file(name: str) -> bool:
+    """Weights and training state: checked by size and checksum. Configs, templates and tokenizer
+    files are text that users edit on purpose (a base model's path, a chat template): presence only."""
+    return name.endswith(_DATA_SUFFIXES)
+
+
 def write_marker(checkpoint: Path, step: int) -> None:
     """Record every file under `checkpoint` (size and CRC32), the step and the time: the checkpoint is complete."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = sorted(p for p in checkpoint.rglob("*") if p.is_file() and p.name != MARKER)
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(paths)))) as pool:  # zlib releases the GIL
+        sums = list(pool.map(lambda p: crc32(p) if is_data_file(p.name) else None, paths))
     files = {}
-    for path in sorted(p for p in checkpoint.rglob("*") if p.is_file() and p.name != MARKER):
-        files[path.relative_to(checkpoint).as_posix()] = {"size": path.stat().st_size, "crc32": crc32(path)}
+    for path, checksum in zip(paths, sums):
+        entry: dict[str, Any] = {"size": path.stat().st_size}
+        if checksum is not None:
+            entry["crc32"] = checksum
+        files[path.relative_to(checkpoint).as_posix()] = entry
     body = {"global_step": step, "saved_at": time.time(), "files": files}
     with open(checkpoint / MARKER, "w", encoding="utf-8") as f:
         json.dump(body, f, indent=2)
@@ -94,6 +109,8 @@ def verify(checkpoint: Path, training_state: bool = True) -> str | None:
     if marker is None:
         return f"{checkpoint.name}/{MARKER} is damaged: not a JSON object"
     files = marker.get("files", [])
+    if not isinstance(files, (list, dict)):
+        return f"{checkpoint.name}/{MARKER} is damaged: 'files' is not a list or an object"
     entries = {name: None for name in files} if isinstance(files, list) else dict(files)
     for name, entry in entries.items():
         if training_state or not name.startswith(_TRAINING_STATE):
@@ -105,7 +122,7 @@ def verify(checkpoint: Path, training_state: bool = True) -> str | None:
 
 def _damage(path: Path, entry: dict[str, Any] | None) -> str | None:
     """How `path` differs from its marker entry, None when it does not."""
-    if not isinstance(entry, dict):  # an older marker's bare name (a file or a directory): presence only
+    if not isinstance(entry, dict) or not is_data_file(path.name):  # presence only (see is_data_file)
         return None if path.exists() else "is missing"
     if not path.is_file():
         return "is missing"

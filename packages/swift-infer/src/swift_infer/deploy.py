@@ -28,6 +28,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from swift_args import ArgumentError, Invocation
 from swift_data.preprocess.conversation import Conversation
 from swift_data.templates.tools import parse_tool_calls
@@ -170,7 +171,7 @@ def _with_parsed_arguments(call: dict[str, Any]) -> dict[str, Any]:
     if isinstance(function.get("arguments"), str):
         try:
             function["arguments"] = json.loads(function["arguments"])
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser: the template gets the text
             pass
     return {"type": "function", "function": function}
 
@@ -251,6 +252,13 @@ def build_app(engine: PtEngine, args: Any, models: list[ServedModel]) -> FastAPI
         server.log_refusal(request, error)
         return JSONResponse(error.body(), status_code=error.status)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own refusals (an unknown route, a wrong method, a body it cannot parse) in OpenAI's shape."""
+        kind = "invalid_request_error" if error.status_code < 500 else "server_error"
+        return await openai_error(request, OpenAIError(error.status_code, f"{request.method} {request.url.path}: "
+                                                       f"{error.detail}", kind=kind))
+
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, error: RequestValidationError) -> JSONResponse:
         # Of a union's failed branches (content: a string or a list of parts), the one that got
@@ -262,8 +270,12 @@ def build_app(engine: PtEngine, args: Any, models: list[ServedModel]) -> FastAPI
                                                                 f"{problem['loc'][-1]}"))
         where = ".".join(str(part) for part in problem["loc"] if part != "body" and not _is_branch_tag(part))
         message = problem["msg"].removeprefix("Value error, ")
-        if not where:  # the body itself: not JSON, not an object, or sent as a form (curl -d without -H)
+        if not where and problem["type"] in ("model_attributes_type", "dict_type", "model_type"):
+            # The body itself is not an object: a list, a string, or a form (curl -d without -H).
             message = f"the body must be a JSON object, sent with 'Content-Type: application/json' ({message})"
+        elif not where and ": " in message:  # a check of the whole body names its field first (a lone surrogate)
+            where = message.split(": ", 1)[0]
+            message = message.split(": ", 1)[1]
         message = f"{where}: {message}" if where else message
         return await openai_error(request, OpenAIError(400, message, param=where or None))
 

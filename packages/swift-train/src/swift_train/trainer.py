@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from swift_args import RunStopped
+from swift_args.checkpoint_files import newest_whole_checkpoint
 from transformers import Seq2SeqTrainer
 
 from swift_train import checkpoints, varlen
@@ -206,31 +207,48 @@ class SwiftTrainer(Seq2SeqTrainer):
         # Under fp16 the loss scaler skips a step whose gradients overflowed: an inf norm is no failure there.
         if grad_norm is not None and not self.args.fp16:
             values.append(torch.as_tensor(grad_norm, dtype=torch.float32, device=loss.device).reshape(()))
-        values = torch.stack(values)
-        if self.accelerator.num_processes > 1:
-            values = self.accelerator.reduce(values, "sum")  # one process's NaN stops them all, together
-        if bool(torch.isfinite(values).all()):
+        values = self._on_every_process(torch.stack(values))
+        if not bool(torch.isfinite(values).all()):
+            loss_value = float(values[0])
+            norm = f"{float(grad_norm):.4g}" if grad_norm is not None else None
+            what = f"the gradient norm became {norm}" if math.isfinite(loss_value) else \
+                f"the loss became {loss_value}" + (f" (grad_norm {norm})" if norm is not None else "")
+            self._stop(what)
+
+    def _stop_if_weights_not_finite(self) -> None:
+        """Before a save: an update can make the weights inf while its own step's loss was still finite."""
+        trained = [p for p in self.model.parameters() if p.requires_grad and p.numel()]
+        if not trained:
             return
-        message = self._stopped_message(float(values[0]), grad_norm)
+        finite = torch.stack([torch.isfinite(p).all() for p in trained]).all().float().reshape(1)
+        if float(self._on_every_process(finite, "min")[0]) < 1:
+            self._stop("the trained weights became nan or inf in this step's update")
+
+    def _on_every_process(self, values: torch.Tensor, how: str = "sum") -> torch.Tensor:
+        """One process's NaN stops them all, together (a lone raise would leave the others in a collective)."""
+        if self.accelerator.num_processes > 1:
+            import torch.distributed as dist
+
+            op = dist.ReduceOp.MIN if how == "min" else dist.ReduceOp.SUM
+            dist.all_reduce(values, op=op)
+        return values
+
+    def _stop(self, what: str) -> None:
+        run_dir = Path(self.args.output_dir)
+        last, _ = newest_whole_checkpoint(run_dir)
+        step = self.state.global_step
+        if last is None:
+            message = (f"training stopped at step {step}: {what}; no checkpoint was saved before it: "
+                       "lower --learning_rate, check the data, then start again")
+        else:
+            message = (f"training stopped at step {step}: {what}; the last good checkpoint is {last}: "
+                       f"lower --learning_rate, check the data, then resume with --resume_from_checkpoint {run_dir}")
         if self.is_world_process_zero():
-            write_event(Path(self.args.output_dir) / "logging.jsonl", "stopped", global_step=self.state.global_step,
-                        reason=message)
+            write_event(run_dir / "logging.jsonl", "stopped", global_step=step, reason=message)
         for callback in self.callback_handler.callbacks:  # the error line goes below the bar, not into it
             if getattr(callback, "training_bar", None) is not None:
                 callback.training_bar.close()
         raise RunStopped(message)
-
-    def _stopped_message(self, loss: float, grad_norm: torch.Tensor | float | None) -> str:
-        norm = f"{float(grad_norm):.4g}" if grad_norm is not None else None
-        what = f"the gradient norm became {norm}" if math.isfinite(loss) else \
-            f"the loss became {loss}" + (f" (grad_norm {norm})" if norm is not None else "")
-        run_dir = Path(self.args.output_dir)
-        last = checkpoints.latest_complete(run_dir)
-        if last is None:
-            return (f"training stopped at step {self.state.global_step}: {what}; no checkpoint was saved before it: "
-                    "lower --learning_rate, check the data, then start again")
-        return (f"training stopped at step {self.state.global_step}: {what}; the last good checkpoint is {last}: "
-                f"lower --learning_rate, check the data, then resume with --resume_from_checkpoint {run_dir}")
 
     # -- crash-safe checkpoints -------------------------------------------------------------
 
@@ -238,6 +256,7 @@ class SwiftTrainer(Seq2SeqTrainer):
         return str(self._staging_parent) if self._staging_parent is not None else super()._get_output_dir(trial)
 
     def _save_checkpoint(self, model, trial):  # noqa: ANN001
+        self._stop_if_weights_not_finite()
         run_dir = Path(self.args.output_dir)
         step = self.state.global_step
         name = f"checkpoint-{step}"

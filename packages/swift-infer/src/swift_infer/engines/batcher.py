@@ -82,7 +82,11 @@ class RequestHandle:
         if self.finished:  # a request ends once, even when a failure path reaches it twice
             return
         self.finished = delta.finish_reason is not None
-        (self._on_delta or self._queue.put)(delta)
+        try:
+            (self._on_delta or self._queue.put)(delta)
+        except Exception:  # noqa: BLE001 - the caller's callback failed: its reader is gone, not the engine
+            self.finished = True
+            self.cancel()
 
     def _fail(self, message: str, status: int = 500) -> None:
         if not self.finished:
@@ -141,6 +145,8 @@ class ContinuousBatcher:
         self._cache: Any = None
         self._mask: torch.Tensor | None = None  # [rows, cached length]: 1 where a real token is
         self._admitting: list[RequestHandle] = []  # out of the queue, not yet running
+        self._gate = threading.Lock()  # orders submit against stop_all and the loop's end
+        self._stopped_for: str | None = None  # the stop_all message already applied
         self._wake = threading.Event()
         self._closing = False
         self._stopping: str | None = None  # set by stop_all: every open request ends with this error
@@ -157,12 +163,20 @@ class ContinuousBatcher:
     def submit(self, prompt_ids: list[int], params: SamplingParams, adapter: str | None = None,
                on_delta: Callable[[Delta], None] | None = None, request_id: str | None = None) -> RequestHandle:
         handle = RequestHandle(list(prompt_ids), params, adapter, on_delta, request_id)
-        if self.stopped_because is not None:
-            handle._fail(f"the engine has stopped: {self.stopped_because}", 503)
+        with self._gate:  # the loop's final drain and stop_all cannot slip between this check and the put
+            refusal = self._refusal()
+            if refusal is None:
+                self._waiting.put(handle)
+        if refusal is not None:
+            handle._fail(refusal, 503)
             return handle
-        self._waiting.put(handle)
         self._wake.set()
         return handle
+
+    def _refusal(self) -> str | None:
+        if self.stopped_because is not None:
+            return f"the engine has stopped: {self.stopped_because}"
+        return self._stopping
 
     @property
     def alive(self) -> bool:
@@ -170,8 +184,10 @@ class ContinuousBatcher:
         return self._thread.is_alive() and self.stopped_because is None
 
     def stop_all(self, message: str) -> None:
-        """End every running and waiting request with `message` (status 503) at the next step."""
-        self._stopping = message
+        """End every running and waiting request with `message` (status 503) at the next step, and refuse
+        every later one: the server is stopping."""
+        with self._gate:
+            self._stopping = message
         self._wake.set()
 
     @property
@@ -191,9 +207,9 @@ class ContinuousBatcher:
     def _loop(self) -> None:
         try:
             while not self._closing:
-                if self._stopping is not None:
+                if self._stopping is not None and self._stopped_for != self._stopping:
+                    self._stopped_for = self._stopping
                     self._end_all(self._stopping, 503)
-                    self._stopping = None
                 if not self._running and self._waiting.empty():
                     self._wake.wait()
                     self._wake.clear()
@@ -204,6 +220,8 @@ class ContinuousBatcher:
             self.stopped_because = f"{type(error).__name__}: {error}"
             self.log(f"the engine loop stopped: {self.stopped_because}")
         finally:
+            with self._gate:  # from here on, submit refuses: nothing can be queued after this drain
+                self.stopped_because = self.stopped_because or "it stopped"
             self._end_all(f"the engine has stopped: {self.stopped_because}", 503)
 
     def _step(self) -> None:
@@ -287,6 +305,7 @@ class ContinuousBatcher:
                 self._prefill([running])
             return
         self._merge(new, cache, mask)
+        self._admitting = []  # running now: a failure from here on ends them as running requests
         self._advance(new, logits)
         self.stats["requests"] += len(new)
         self.stats["prompt_tokens"] += sum(len(r.handle.prompt_ids) for r in new)

@@ -79,8 +79,9 @@ def choose_tokens(
     sees them: on CUDA it would fail with a device-side assert, which ends every later kernel
     of the process, not just this request.
     """
-    logits = logits.float()
-    _check_finite(torch.isnan(logits).any(-1), "the model's logits are NaN")
+    # Penalties change the rows in place: a float32 model's own logits are copied first (.float() copies the rest).
+    logits = logits.clone() if logits.dtype == torch.float32 else logits.float()
+    _check_finite((torch.isnan(logits) | (logits == float("inf"))).any(-1), "the model's logits are NaN or +inf")
     logprobs = logits.log_softmax(-1) if any(p.logprobs for p in params) else None
     for row, (p, history) in enumerate(zip(params, histories)):
         if p.repetition_penalty not in (None, 1.0) and history:
