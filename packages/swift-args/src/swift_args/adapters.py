@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from swift_args.checkpoint_files import is_complete, refusal
+from swift_args.checkpoint_files import damage_refusal
 
 
 def split_adapter(spec: str) -> tuple[str | None, str]:
@@ -28,7 +28,7 @@ def adapter_problems(adapters: list[str]) -> list[str]:
         path = Path(raw).expanduser()
         if (path / "adapter_config.json").is_file():
             # A saved checkpoint truncated or overwritten since: named now, before any model loads.
-            problem = refusal(path, "--adapters", shown=raw) if is_complete(path) else None
+            problem = damage_refusal(path, "--adapters", shown=raw)
             problems.extend([problem] if problem else [])
             continue
         if not path.exists():

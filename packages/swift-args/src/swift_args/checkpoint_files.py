@@ -206,3 +206,9 @@ def refusal(checkpoint: Path, option: str, training_state: bool = False, shown: 
     fix = f"use the previous whole checkpoint: {option} {previous}" if previous else \
         "no earlier checkpoint of this run is whole"
     return f"{option} {shown or checkpoint}: {problem}; {fix}"
+
+
+def damage_refusal(path: Path, option: str, shown: str | None = None) -> str | None:
+    """For a directory loaded for inference: `refusal` if it is a saved checkpoint (it has a marker)
+    whose files changed since; None for anything else (a plain model or adapter directory)."""
+    return refusal(Path(path), option, shown=shown) if is_complete(Path(path)) else None

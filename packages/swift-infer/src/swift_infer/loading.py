@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from swift_args import ArgumentError
-from swift_args.checkpoint_files import is_complete, refusal
+from swift_args.checkpoint_files import damage_refusal
 from swift_data.models import ModelInfo, load_tokenizer, model_for_args
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -129,7 +129,7 @@ def attach_adapter(model: Any, path: str, adapter_name: str = "default", is_trai
     and so is a saved checkpoint whose files changed since (truncated, overwritten)."""
     from peft import PeftModel
 
-    problem = refusal(Path(path), "--adapters", shown=path) if is_complete(Path(path)) else None
+    problem = damage_refusal(Path(path), "--adapters", shown=path)
     if problem is not None:
         raise ArgumentError(problem)
     try:

@@ -13,9 +13,9 @@ from pathlib import Path
 from swift_args import ArgumentError
 from swift_args.checkpoint_files import (
     checkpoint_dirs,
+    damage_refusal,
     is_complete,
     newest_whole_checkpoint,
-    refusal,
     run_dirs,
     step_of,
 )
@@ -72,7 +72,7 @@ def _model_in_directory(path: Path, verified: bool = False) -> Path:
 
 def _check_whole(checkpoint: Path) -> None:
     """A saved checkpoint (it has a marker) whose weights changed since is refused, naming the file, before loading."""
-    problem = refusal(checkpoint, "--model") if is_complete(checkpoint) else None
+    problem = damage_refusal(checkpoint, "--model")
     if problem is not None:
         raise ArgumentError(problem)
 

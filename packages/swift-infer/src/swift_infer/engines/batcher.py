@@ -234,10 +234,10 @@ class ContinuousBatcher:
             message = f"{type(error).__name__}: {error}"
             self.log(f"a batch step failed, ending its {len(self._running) + len(self._admitting)} request(s): {message}")
             for handle in self._admitting + [r.handle for r in self._running]:
-                self._fail(handle, message)
+                self._fail_and_log(handle, message)
             self._admitting, self._running, self._cache, self._mask = [], [], None, None
 
-    def _fail(self, handle: RequestHandle, message: str, status: int = 500) -> None:
+    def _fail_and_log(self, handle: RequestHandle, message: str, status: int = 500) -> None:
         if status >= 500:  # the client hears about its own mistakes; the log is for the server's
             self.log(f"request {handle.request_id} failed: {message}")
         handle._fail(message, status)
@@ -264,7 +264,7 @@ class ContinuousBatcher:
             except ValueError as error:
                 handle._fail(str(error), 400)
             except Exception as error:  # noqa: BLE001 - this request's own failure
-                self._fail(handle, f"{type(error).__name__}: {error}")
+                self._fail_and_log(handle, f"{type(error).__name__}: {error}")
         if new:
             self._admitting = [r.handle for r in new]
             self._prefill(new)
@@ -299,7 +299,7 @@ class ContinuousBatcher:
             logits = self._forward(ids.to(self.device), mask, cache, new)
         except Exception as error:  # noqa: BLE001 - nothing was merged yet: the running batch is intact
             if len(new) == 1:
-                self._fail(new[0].handle, f"{type(error).__name__}: {error}")
+                self._fail_and_log(new[0].handle, f"{type(error).__name__}: {error}")
                 return
             for running in new:  # one by one, so only the request that fails fails
                 self._prefill([running])
@@ -352,7 +352,7 @@ class ContinuousBatcher:
         ended: set[int] = set()
         for running, choice in zip(rows, self._choose(rows, logits)):
             if isinstance(choice, Exception):
-                self._fail(running.handle, f"choosing the next token failed: {type(choice).__name__}: {choice}")
+                self._fail_and_log(running.handle, f"choosing the next token failed: {type(choice).__name__}: {choice}")
                 ended.add(id(running))
                 continue
             running.generated.append(choice.token)
@@ -365,7 +365,7 @@ class ContinuousBatcher:
                 if self._publish(running):
                     ended.add(id(running))
             except Exception as error:  # noqa: BLE001 - e.g. text the tokenizer cannot decode
-                self._fail(running.handle, f"{type(error).__name__}: {error}")
+                self._fail_and_log(running.handle, f"{type(error).__name__}: {error}")
                 ended.add(id(running))
         if ended:
             self._retire([i for i, r in enumerate(self._running) if id(r) not in ended])
