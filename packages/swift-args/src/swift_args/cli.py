@@ -18,6 +18,7 @@ from swift_args.adapters import missing_adapters
 from swift_args.commands import COMMANDS, ENTRY_POINT_GROUP
 from swift_args.errors import ArgumentError
 from swift_args.help import format_help
+from swift_args.plugins import import_files
 from swift_args.resolve import Invocation, parse_args
 
 CommandMain = Callable[[Invocation], Any]
@@ -90,6 +91,8 @@ def run_command(name: str, argv: list[str], command_main: CommandMain | None) ->
         missing = missing_adapters(getattr(invocation.args, "adapters", []))
         if missing:  # parsing leaves paths alone (args.json and tests name paths of other machines)
             raise ArgumentError(missing)
+        # Registrations (models, templates, datasets, reward functions) exist before the command looks anything up.
+        import_files(getattr(invocation.args, "custom_register_path", []), "--custom_register_path")
         return int(command_main(invocation) or 0)
     except ArgumentError as exc:
         for problem in exc.problems:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from swift_args.commands import COMMANDS, Command
+from swift_args import refusals
 from swift_args.errors import ArgumentError
 from swift_args.load_args import load_saved_args
 from swift_args.parse import parse_command_line
@@ -78,6 +79,9 @@ def parse_args(command: str, argv: list[str], warn: Any = None) -> Invocation:
             warn(message)
         warnings += load_warnings
     args = build_args(command, {**loaded, **values}, passed=set(values) | set(loaded))
+    refused = refusals.problems(command, args, typed=set(values))
+    if refused:  # before any work: an option the command cannot honour is never stored as if applied
+        raise ArgumentError(refused)
     return Invocation(spec, args, set(values), loaded_from, set(loaded), warnings, list(argv))
 
 

@@ -38,7 +38,7 @@ def load_engine(args: Any, serve: bool = False) -> PtEngine:
     `swift infer` answers with the first adapter. A server (`serve`) answers its default model with
     the unnamed adapters only; each `name=path` adapter is a model of its own.
     """
-    from swift_infer.engines.batcher import BASE_MODEL
+    from swift_infer.engines.batcher import BASE_MODEL, mixes_adapters
     from swift_infer.loading import load_model
 
     pairs = adapter_names(args.adapters)
@@ -49,7 +49,10 @@ def load_engine(args: Any, serve: bool = False) -> PtEngine:
     loaded = load_model(args)
     model = load_adapters(loaded.model, pairs)
     default = pairs[0][0] if pairs else None
-    if serve and pairs:
+    if pairs and not mixes_adapters(model) and len(pairs) > 1:
+        raise ArgumentError("--adapters: only LoRA adapters can be loaded side by side; AdaLoRA, VeRA, BOFT and "
+                            "FourierFT adapters are served one per process")
+    if serve and pairs and mixes_adapters(model):
         default = next((name for name, _, named in pairs if not named), BASE_MODEL)
     return PtEngine(model, loaded.tokenizer, Encoder(loaded.tokenizer, EncoderOptions.from_args(args)),
                     max_batch_size=args.max_batch_size, default_adapter=default)

@@ -77,7 +77,7 @@ def load_model(args: Any, *, device: str | None = None, say: Any = None, info: M
     if args.quant_method is not None:
         kwargs["quantization_config"] = quantization_config(args, dtype)
     if args.rope_scaling is not None:
-        kwargs["rope_scaling"] = {"type": args.rope_scaling, "factor": _rope_factor(args, info)}
+        kwargs["config"] = scaled_rope_config(model_dir, args.rope_scaling, _rope_factor(args, info))
     try:
         model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
     except ValueError as exc:
@@ -92,6 +92,22 @@ def load_model(args: Any, *, device: str | None = None, say: Any = None, info: M
     if args.device_map is None:
         model.to(device)
     return LoadedModel(model, tokenizer if tokenizer is not None else load_tokenizer(model_dir), info, dtype)
+
+
+def scaled_rope_config(model_dir: Any, kind: str, factor: float) -> Any:
+    """The model's config with RoPE scaled by `factor` (linear or dynamic NTK), keeping its rope_theta and
+    other rope parameters: transformers 5 reads them all from one rope_parameters dict."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir)
+    text = config.get_text_config()
+    old = getattr(text, "rope_parameters", None) or {}
+    if not isinstance(old, dict) or "rope_theta" not in old:
+        raise ArgumentError(f"--rope_scaling {kind}: {model_dir} has no RoPE parameters to scale")
+    text.rope_parameters = {**old, "rope_type": kind, "factor": factor}
+    if kind == "linear":  # positions are compressed: the model now takes factor times as many
+        text.max_position_embeddings = int(text.max_position_embeddings * factor)
+    return config
 
 
 def _rope_factor(args: Any, info: ModelInfo) -> float:
@@ -143,3 +159,4 @@ def attach_adapter(model: Any, path: str, adapter_name: str = "default", is_trai
             raise
         raise ArgumentError(f"--adapters {path} does not fit this model, it was trained on another base "
                             f"({mismatch}); pass the --model it was trained from") from None
+

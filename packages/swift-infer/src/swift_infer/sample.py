@@ -27,7 +27,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from swift_args import ArgumentError, Invocation
-from swift_args.plugins import import_files
 from swift_args.run_dir import check_writable_dir
 from swift_data.datasets.load import DataOptions, load_dataset_rows
 from swift_data.preprocess.conversation import Conversation
@@ -228,7 +227,6 @@ def run_sample(invocation: Invocation) -> int:
 
     args = invocation.args
     check_supported(args)
-    import_files(args.custom_register_path, "--custom_register_path")
     orm, prm = reward_fn("orm", args.orm_model, orms), reward_fn("prm", args.prm_model, prms)
     path = output_path(args)
     caches = read_caches(args.cache_files)

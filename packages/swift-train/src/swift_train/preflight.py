@@ -14,28 +14,24 @@ from typing import Any
 from swift_args import ArgumentError
 from swift_data.models import ModelInfo
 
-IMPLEMENTED_TRAIN_TYPES = ("lora", "full")
+def check_optional_packages(args: Any) -> None:
+    """An option whose package is an extra that is not installed: one line naming the extra."""
+    import importlib.util
 
-
-def check_train_type(args: Any) -> None:
-    if args.train_type not in IMPLEMENTED_TRAIN_TYPES:
-        raise ArgumentError(f"--train_type {args.train_type} is not implemented yet; use lora or full")
+    if args.use_galore and importlib.util.find_spec("galore_torch") is None:
+        raise ArgumentError("--use_galore needs the GaLore optimizer: pip install 'swift-train[galore]'")
 
 
 def check_tuner_targets(args: Any, info: ModelInfo) -> None:
-    """LoRA's --target_modules / --target_regex must match a module of this architecture.
+    """The tuner must apply to this architecture: --target_modules / --target_regex match a module,
+    peft accepts the tuner's settings for those modules (BOFT's block size must divide their width),
+    LLaMA-Pro's groups divide the layer count, LISA has that many layers to choose from.
 
-    peft is applied to the architecture built on the meta device (no memory, no weights), with
-    its weight initialisation off: PiSSA or OLoRA would otherwise run an SVD on tensors that
-    hold no values.
+    The tuner is applied to the architecture built on the meta device (no memory, no weights), with
+    its weight initialisation off: PiSSA or OLoRA would otherwise run an SVD on tensors that hold no values.
     """
-    if args.train_type != "lora" or args.adapters:
-        return
     import torch
-    from peft import get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM
-
-    from swift_train.tuners import lora_config
 
     try:
         config = AutoConfig.from_pretrained(info.model_dir)
@@ -43,12 +39,38 @@ def check_tuner_targets(args: Any, info: ModelInfo) -> None:
             skeleton = AutoModelForCausalLM.from_config(config)
     except Exception:  # noqa: BLE001 - an architecture that cannot be built weightless is checked when it loads
         return
-    lora = lora_config(args, skeleton)
-    lora.init_lora_weights = False
+    from swift_train.tuners import ADAPTER_TUNERS
+
+    _check_layer_counts(args, skeleton)
+    if args.adapters or args.train_type not in ADAPTER_TUNERS:
+        return
+    from peft import get_peft_model
+
+    from swift_train.tuners import tuner_config
+
+    tuner = tuner_config(args, skeleton)
+    if hasattr(tuner, "init_lora_weights"):
+        tuner.init_lora_weights = False
+    if hasattr(tuner, "lora_ga_config"):
+        tuner.lora_ga_config = None
     try:
-        get_peft_model(skeleton, lora)
-    except ValueError as exc:
-        raise ArgumentError(f"LoRA: {str(exc).splitlines()[0]} (check --target_modules / --target_regex)") from None
+        get_peft_model(skeleton, tuner)
+    except (ValueError, TypeError, AssertionError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ArgumentError(f"--train_type {args.train_type}: {first} (check --target_modules / --target_regex "
+                            "and the tuner's own arguments)") from None
+
+
+def _check_layer_counts(args: Any, skeleton: Any) -> None:
+    from swift_train.tuners.layers import decoder_layers
+
+    layers = len(decoder_layers(skeleton))
+    if args.train_type == "llamapro" and layers % args.llamapro_num_groups:
+        raise ArgumentError(f"--llamapro_num_groups {args.llamapro_num_groups} must divide the model's {layers} "
+                            "decoder layers")
+    if args.lisa_activated_layers > layers:
+        raise ArgumentError(f"--lisa_activated_layers {args.lisa_activated_layers}: the model has only {layers} "
+                            "decoder layers")
 
 
 def check_has_rows(data: Any, args: Any) -> None:

@@ -32,14 +32,27 @@ def resume_source(args: Any) -> Path | None:
     verified = os.environ.get(RESUME_ENV)  # a torchrun worker: the launcher has read every file already
     path = Path(verified) if verified else whole_checkpoint(Path(args.resume_from_checkpoint), args)
     is_adapter = (path / "adapter_config.json").is_file()
-    if is_adapter != (args.train_type == "lora"):
-        kind, other = ("a LoRA adapter", "lora") if is_adapter else ("a full model", "full")
+    if is_adapter != saves_adapters(args):
+        kind, other = ("an adapter", "lora (or the adapter's tuner)") if is_adapter else ("a whole model", "full or llamapro")
         raise ArgumentError(f"--resume_from_checkpoint {path} holds {kind}; resume it with --train_type {other}")
+    from swift_train.tuners.lora import moves_base_weights
+
+    if moves_base_weights(args) and not args.resume_only_model:
+        raise ArgumentError(f"--resume_from_checkpoint {path}: a --init_weights {args.init_weights} run saves its adapter "
+                            "converted to a plain LoRA for the original model, so its optimizer state no longer fits; "
+                            "train on from it with --resume_only_model true (or --adapters)")
     step = checkpoints.step_of(path)
     if not args.resume_only_model and 0 < args.max_steps <= step:  # transformers would train one step past the end
         raise ArgumentError(f"--resume_from_checkpoint {path}: the run had already reached step {step} of "
                             f"--max_steps {args.max_steps}; raise --max_steps to train further")
     return path
+
+
+def saves_adapters(args: Any) -> bool:
+    """LoRA and the other peft tuners save adapters; full training (LISA, GaLore) and LLaMA-Pro save whole models."""
+    from swift_train.tuners import ADAPTER_TUNERS
+
+    return args.train_type in ADAPTER_TUNERS
 
 
 def whole_checkpoint(path: Path, args: Any) -> Path:
@@ -90,24 +103,29 @@ def note_resumed(run_dir: Path, resume: Path) -> None:
 def model_source(args: Any, resume: Path | None) -> Any:
     """The arguments whose --model is loaded: a full checkpoint resumed weights-only is a whole
     model, loaded instead of the base rather than on top of it."""
-    if resume is not None and args.resume_only_model and args.train_type == "full":
+    if resume is not None and args.resume_only_model and not saves_adapters(args):
         return dataclasses.replace(args, model=str(resume))
     return args
 
 
-def prepare_model(args: Any, resume: Path | None, info: ModelInfo, tokenizer: Any) -> Any:
+def prepare_model(args: Any, resume: Path | None, info: ModelInfo, tokenizer: Any, train_data: Any = None) -> Any:
     from swift_infer.loading import load_model
 
-    from swift_train.tuners import prepare_full, prepare_lora
+    from swift_train.tuners import prepare_full, prepare_lora, prepare_peft_tuner
+    from swift_train.tuners.llamapro import prepare_llamapro
 
     loaded = load_model(model_source(args, resume), info=info, tokenizer=tokenizer)
     speed_up(loaded.model, args)
+    if resume is not None and args.resume_only_model and saves_adapters(args):
+        args.adapters = [str(resume)]
     if args.train_type == "full":
         loaded.model = prepare_full(loaded.model, args)
+    elif args.train_type == "llamapro":
+        loaded.model = prepare_llamapro(loaded.model, args)
+    elif args.train_type == "lora":
+        loaded.model = prepare_lora(loaded.model, args, train_data)
     else:
-        if resume is not None and args.resume_only_model:
-            args.adapters = [str(resume)]
-        loaded.model = prepare_lora(loaded.model, args)
+        loaded.model = prepare_peft_tuner(loaded.model, args)
     if args.gradient_checkpointing:
         loaded.model.config.use_cache = False
     return loaded
@@ -158,7 +176,7 @@ def run_training(invocation: Invocation) -> int:
 
         raise ArgumentError("--dataset is required: a local file or folder, a hub id, or a built-in dataset "
                             f"({', '.join(BUILTIN_DATASETS)})")
-    preflight.check_train_type(args)
+    preflight.check_optional_packages(args)
     if not os.environ.get(RUN_DIR_ENV):
         check_writable_dir(args.output_dir, "--output_dir")
         if args.logging_dir is not None:
@@ -182,7 +200,7 @@ def run_training(invocation: Invocation) -> int:
         from transformers import set_seed  # imports peft and the trainer: seconds, only once checks passed
 
         set_seed(args.seed)
-        loaded = prepare_model(args, resume, info, tokenizer)
+        loaded = prepare_model(args, resume, info, tokenizer, data.train)
         trainer = build_trainer(args, run_dir, loaded, data)
         checkpoints.clean_staging(run_dir)
         if resume is not None and not args.resume_only_model:
@@ -218,6 +236,14 @@ def build_trainer(args: Any, run_dir: Path, loaded: Any, data: Any) -> Any:
         swift_args=args,
     )
     trainer.add_callback(JsonlLogger(run_dir / "logging.jsonl", lambda: trainer.tokens_seen))
+    if args.train_type == "adalora":
+        from swift_train.tuners.peft_tuners import adalora_schedule
+
+        trainer.add_callback(adalora_schedule())
+    if args.lisa_activated_layers:
+        from swift_train.tuners.lisa import LisaSwitcher
+
+        trainer.add_callback(LisaSwitcher(loaded.model, args.lisa_activated_layers, args.lisa_step_interval, args.seed))
     if not trainer.args.disable_tqdm:
         from transformers.trainer_callback import ProgressCallback
 
@@ -248,7 +274,7 @@ def summarise(trainer: Any, run_dir: Path, args: Any) -> int:
         return 0
     last = checkpoints.latest_complete(run_dir)
     best = trainer.state.best_model_checkpoint
-    flag = "--adapters" if args.train_type != "full" else "--model"
+    flag = "--adapters" if saves_adapters(args) else "--model"
     next_command = f"{swift_command()} infer {flag} {last}" if last is not None else "(no checkpoint was saved: --save_strategy no)"
     print(f"swift: done. last checkpoint: {last}; best: {best or last}; next: {next_command}")
     return 0

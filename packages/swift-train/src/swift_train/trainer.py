@@ -83,6 +83,10 @@ class SwiftTrainer(Seq2SeqTrainer):
         tokens = mask.sum() if num_items_in_batch is None else num_items_in_batch
         tokens = tokens.to(parts.loss_sum.device).clamp(min=1) if torch.is_tensor(tokens) else max(tokens, 1)
         loss = parts.loss_sum / tokens
+        if self.swift_args.train_type == "adalora" and self.model.training:
+            from swift_train.tuners.peft_tuners import orthogonal_regularisation
+
+            loss = loss + orthogonal_regularisation(self.accelerator.unwrap_model(model))
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients over processes
         if self.model.training:
@@ -251,6 +255,15 @@ class SwiftTrainer(Seq2SeqTrainer):
         raise RunStopped(message)
 
     # -- crash-safe checkpoints -------------------------------------------------------------
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        super()._save(output_dir, state_dict)
+        from swift_train.tuners.lora import initial_adapter_dir, moves_base_weights
+
+        if moves_base_weights(self.swift_args) and self.args.should_save:
+            # Overwrite the adapter with the one that fits the original base (rank 2r, init true).
+            self.model.save_pretrained(output_dir or self.args.output_dir,
+                                       path_initial_model_for_weight_conversion=str(initial_adapter_dir(self.swift_args)))
 
     def _get_output_dir(self, trial):  # noqa: ANN001
         return str(self._staging_parent) if self._staging_parent is not None else super()._get_output_dir(trial)

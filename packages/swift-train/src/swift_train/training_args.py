@@ -50,6 +50,21 @@ def hf_training_args(args: Any, run_dir: Path, dtype: torch.dtype, has_eval: boo
         values["warmup_steps"] = args.warmup_ratio  # transformers 5 reads a value below 1 as a ratio
     if args.group_by_length and "train_sampling_strategy" in known:
         values["train_sampling_strategy"] = "group_by_length"
+    if args.use_galore:
+        values.update(galore_settings(args))
     if args.logging_dir:
         os.environ["TENSORBOARD_LOGGING_DIR"] = args.logging_dir  # transformers 5 reads it from there
     return Seq2SeqTrainingArguments(**{k: v for k, v in values.items() if k in known})
+
+
+def galore_settings(args: Any) -> dict[str, Any]:
+    """GaLore through transformers' own optimizer (galore_torch): gradients of the targeted linear layers
+    are projected to --galore_rank, re-projected every --galore_update_proj_gap steps."""
+    optim_args = (f"rank={args.galore_rank},update_proj_gap={args.galore_update_proj_gap},"
+                  f"scale={args.galore_scale},proj_type={args.galore_proj_type}")
+    return {
+        "optim": "galore_adamw_layerwise" if args.galore_optim_per_parameter else "galore_adamw",
+        # The reference's default: the attention and MLP linear layers.
+        "optim_target_modules": args.galore_target_modules or [r".*attn.*", r".*mlp.*"],
+        "optim_args": optim_args,
+    }

@@ -9,7 +9,7 @@ from typing import Literal
 from swift_args.fields import arg
 
 DTYPES = Literal["float16", "bfloat16", "float32"]
-_INIT_WEIGHTS = re.compile(r"^(true|false|gaussian|pissa|pissa_niter_\d+|olora|loftq|bat|corda|eva)$")
+_INIT_WEIGHTS = re.compile(r"^(true|false|gaussian|pissa|pissa_niter_\d+|olora|loftq|bat|corda|eva|lora-ga)$")
 
 
 @dataclass(kw_only=True)
@@ -166,6 +166,14 @@ class LisaArguments:
     )
     lisa_step_interval: int = arg(20, help="Steps between switching the active layers.")
 
+    def _check(self) -> list[str]:
+        problems = []
+        if self.lisa_activated_layers < 0:
+            problems.append(f"--lisa_activated_layers must be 0 (off) or more, got {self.lisa_activated_layers}")
+        if self.lisa_step_interval < 1:
+            problems.append(f"--lisa_step_interval must be at least 1, got {self.lisa_step_interval}")
+        return problems
+
 
 @dataclass(kw_only=True)
 class LlamaproArguments:
@@ -177,6 +185,16 @@ class LlamaproArguments:
     def _resolve(self, passed: set[str]) -> None:
         if self.llamapro_num_groups is None:
             self.llamapro_num_groups = self.llamapro_num_new_blocks
+
+    def _check(self) -> list[str]:
+        problems = []
+        if self.llamapro_num_new_blocks < 1:
+            problems.append(f"--llamapro_num_new_blocks must be at least 1, got {self.llamapro_num_new_blocks}")
+        elif not 1 <= self.llamapro_num_groups <= self.llamapro_num_new_blocks or (
+                self.llamapro_num_new_blocks % self.llamapro_num_groups):
+            problems.append(f"--llamapro_num_groups {self.llamapro_num_groups} must divide --llamapro_num_new_blocks "
+                            f"{self.llamapro_num_new_blocks} (the new blocks are spread evenly over the groups)")
+        return problems
 
 
 @dataclass(kw_only=True)
@@ -255,4 +273,11 @@ class AllTunerArguments(
             problems.append(f"--lorap_lr_ratio (LoRA+) needs --train_type lora (got --train_type {train_type})")
         if self.use_dora and train_type != "lora":
             problems.append(f"--use_dora needs --train_type lora (got --train_type {train_type})")
+        if self.use_galore and train_type != "full":
+            problems.append(f"--use_galore needs --train_type full (got --train_type {train_type}); GaLore is an "
+                            "optimizer for full training")
+        if self.use_galore and self.lisa_activated_layers:
+            problems.append("--use_galore and --lisa_activated_layers are two ways to save optimizer memory; pick one")
+        if self.init_weights.lower() == "lora-ga" and train_type != "lora":
+            problems.append(f"--init_weights lora-ga needs --train_type lora (got --train_type {train_type})")
         return problems

@@ -8,7 +8,8 @@ from swift_data.models.resolve import latest_checkpoint, portable_model_name, re
 
 def model_for_args(args: object) -> tuple:
     """(model directory, ModelInfo) for a command's --model, --model_type, --template and hub options."""
-    model_dir = resolve_model_dir(args.model, use_hf=args.use_hf, revision=args.model_revision, hub_token=args.hub_token)
+    model_dir = resolve_model_dir(args.model, use_hf=args.use_hf, revision=args.model_revision, hub_token=args.hub_token,
+                                  check=getattr(args, "check_model", True))
     return model_dir, detect_model_info(model_dir, args.model_type, args.template)
 
 

@@ -28,9 +28,14 @@ _HUB_ID = re.compile(r"^(?:(HF|MS)::)?([\w.\-]+/[\w.\-]+)$")
 
 
 def resolve_model_dir(
-    model: str, *, use_hf: bool = False, revision: str | None = None, hub_token: str | None = None
+    model: str, *, use_hf: bool = False, revision: str | None = None, hub_token: str | None = None,
+    check: bool = True,
 ) -> Path:
-    """The local directory holding config.json and weights for `model`."""
+    """The local directory holding config.json and weights for `model`.
+
+    With `check` (--check_model, true by default), a checkpoint we saved is verified against its
+    marker's sizes and checksums before it is used.
+    """
     builtin = find_builtin(model)
     if builtin is not None:
         return ensure_converted(builtin.locate())
@@ -40,7 +45,7 @@ def resolve_model_dir(
             raise ArgumentError(f"--model {model} is a file but not a .gguf; pass a model directory or a .gguf file")
         return ensure_converted(path)
     if path.is_dir():
-        return _model_in_directory(path)
+        return _model_in_directory(path, verified=not check)
     hub = _HUB_ID.match(model.strip())
     if hub is not None and not model.startswith((".", "/", "~")):
         prefix, model_id = hub.groups()

@@ -33,6 +33,13 @@ import torch
 
 from swift_infer.engines.sampling import SamplingParams, TokenChoice, choose_tokens
 
+
+def mixes_adapters(model: Any) -> bool:
+    """Whether one batch can run its rows through different adapters (peft's `adapter_names`): LoRA only.
+    An AdaLoRA, VeRA, BOFT or FourierFT adapter runs as the model's one active adapter."""
+    configs = getattr(model, "peft_config", None) or {}
+    return bool(configs) and all(getattr(c.peft_type, "value", c.peft_type) == "LORA" for c in configs.values())
+
 BASE_MODEL = "__base__"  # peft's name for "no adapter" in a mixed batch
 
 
@@ -138,7 +145,7 @@ class ContinuousBatcher:
         self.max_batch_size, self.stop_token_ids, self.max_length = max_batch_size, stop_token_ids, max_length
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(stop_token_ids), 0)
-        self.mixed_adapters = hasattr(model, "peft_config")
+        self.mixed_adapters = mixes_adapters(model)
         self.vocab_size = model.get_input_embeddings().num_embeddings
         self._waiting: queue.Queue[RequestHandle] = queue.Queue()
         self._running: list[_Running] = []

@@ -15,7 +15,14 @@ from swift_args.fields import pick_fields
 from swift_data.preprocess.conversation import Conversation
 from swift_data.templates.encode import Encoder
 
-from swift_infer.engines.batcher import BASE_MODEL, Completion, ContinuousBatcher, Delta, RequestHandle
+from swift_infer.engines.batcher import (
+    BASE_MODEL,
+    Completion,
+    ContinuousBatcher,
+    Delta,
+    RequestHandle,
+    mixes_adapters,
+)
 from swift_infer.engines.sampling import SamplingParams, TokenChoice
 
 
@@ -159,7 +166,7 @@ class PtEngine:
         input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
         extra = {}
-        if hasattr(self.model, "peft_config"):
+        if mixes_adapters(self.model):
             extra["adapter_names"] = [self.default_adapter or BASE_MODEL] * len(prompts)
         params = replace(settings, temperature=0).sampling_params(self.model.generation_config)
         output = self.model.generate(input_ids=input_ids, attention_mask=attention, pad_token_id=pad,

@@ -11,7 +11,7 @@ from swift_infer.loading import DTYPES, attach_adapter
 
 def _init_weights(value: str) -> bool | str:
     low = value.lower()
-    return {"true": True, "false": False}.get(low, low)
+    return {"true": True, "false": False, "lora-ga": "lora_ga"}.get(low, low)
 
 
 def lora_config(args: Any, model: Any = None) -> Any:
@@ -35,10 +35,19 @@ def lora_config(args: Any, model: Any = None) -> Any:
         init_lora_weights=_init_weights(args.init_weights),
         # Multimodal models: no LoRA in the parts --freeze_llm / --freeze_vit / --freeze_aligner name.
         exclude_modules=(frozen_linear_modules(model, args) or None) if model is not None else None,
+        lora_ga_config=_lora_ga_config(args),
     )
 
 
-def prepare_lora(model: Any, args: Any) -> Any:
+def _lora_ga_config(args: Any) -> Any:
+    if args.init_weights.lower() != "lora-ga":
+        return None
+    from peft import LoraGAConfig
+
+    return LoraGAConfig(direction=args.lora_ga_direction, scale=args.lora_ga_scale, stable_gamma=args.lora_ga_stable_gamma)
+
+
+def prepare_lora(model: Any, args: Any, train_data: Any = None) -> Any:
     """Wrap the model with LoRA adapters (or load --adapters / a resumed adapter to keep training)."""
     from peft import get_peft_model
 
@@ -46,10 +55,16 @@ def prepare_lora(model: Any, args: Any) -> Any:
         path = adapter_path(args.adapters[0])
         model = attach_adapter(model, path, is_trainable=True)
     else:
+        config = lora_config(args, model)
+        if config.lora_ga_config is not None:
+            estimate_gradients(model, config, args, train_data)
         try:
-            model = get_peft_model(model, lora_config(args, model))
+            model = get_peft_model(model, config)
         except ValueError as exc:
             raise ArgumentError(f"LoRA: {str(exc).splitlines()[0]} (check --target_modules / --target_regex)") from None
+        name_base_portably(model, args.model)
+        if moves_base_weights(args):
+            save_initial_adapter(model, initial_adapter_dir(args))
     name_base_portably(model, args.model)
     if args.lora_dtype is not None:
         for name, parameter in model.named_parameters():
@@ -58,6 +73,58 @@ def prepare_lora(model: Any, args: Any) -> Any:
     if args.gradient_checkpointing:
         model.enable_input_require_grads()  # checkpointed frozen embeddings still pass gradients on
     return model
+
+
+def moves_base_weights(args: Any) -> bool:
+    """PiSSA, OLoRA and LoRA-GA start the adapter from the base weights and subtract it from them: the
+    trained adapter only fits that changed base, so every save converts it to a plain LoRA of rank 2r
+    that fits the original --model (peft's path_initial_model_for_weight_conversion)."""
+    low = args.init_weights.lower()
+    return not args.adapters and (low in ("pissa", "olora", "lora-ga") or low.startswith("pissa_niter_"))
+
+
+def initial_adapter_dir(args: Any) -> Any:
+    from pathlib import Path
+
+    return Path(args.output_dir) / "initial_adapter"
+
+
+def save_initial_adapter(model: Any, directory: Any) -> None:
+    config = model.peft_config["default"]
+    init, config.init_lora_weights = config.init_lora_weights, True  # the saved copy is a plain LoRA
+    try:
+        model.save_pretrained(directory)
+    finally:
+        config.init_lora_weights = init
+
+
+def estimate_gradients(model: Any, config: Any, args: Any, train_data: Any) -> None:
+    """LoRA-GA: the adapters start aligned with the full gradient, estimated on --lora_ga_iters batches of
+    --lora_ga_batch_size training samples cut to --lora_ga_max_length tokens (peft's preprocess_loraga)."""
+    import torch
+    from peft.tuners.lora.loraga import preprocess_loraga
+    from peft.tuners.tuners_utils import _maybe_include_all_linear_layers
+    from swift_data.collator import Collator
+
+    if train_data is None or len(train_data) == 0:
+        raise ArgumentError("--init_weights lora-ga estimates gradients on training samples; the dataset has none")
+    size, cut = args.lora_ga_batch_size, args.lora_ga_max_length
+    collate = Collator(pad_token_id=0)
+    device = next(model.parameters()).device
+
+    def train_step() -> None:
+        for step in range(args.lora_ga_iters):
+            start = step * size % len(train_data)
+            samples = [train_data[(start + i) % len(train_data)] for i in range(size)]
+            samples = [{"input_ids": s["input_ids"][:cut], "labels": s["labels"][:cut]} for s in samples]
+            batch = {k: v.to(device) for k, v in collate(samples).items()}
+            labels = batch.pop("labels")
+            with torch.enable_grad():
+                model(**batch, labels=labels, use_cache=False).loss.backward()
+
+    # LoRA-GA matches module names itself, before peft would expand the all-linear keyword.
+    config.target_modules = _maybe_include_all_linear_layers(config, model).target_modules
+    preprocess_loraga(model, config, train_step)
 
 
 def name_base_portably(model: Any, base: str | None) -> None:

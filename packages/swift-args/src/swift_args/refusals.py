@@ -1,0 +1,169 @@
+"""Arguments a command accepts from the reference but cannot honour, each with why and what to do instead.
+
+The rule: every argument of every command's schema is either used by that command's code or listed
+here. A listed argument that the user sets is refused while parsing, before a run directory, an output
+file or a model load exists: one line per argument, exit code 2. Nothing is parsed, stored and ignored.
+
+`tests/test_every_argument.py` enforces it: it reads the code each command runs and fails for a field
+that is neither read there nor refused here for that command.
+
+A refusal fires for what the user typed (on the command line or, for `swift web-ui` and tests, in the
+values handed to the parser). Values taken over from a saved args.json are what an earlier run used,
+not a request to this command, and are never refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from swift_args.fields import specs
+
+TRAINING = ("sft", "pt", "rlhf")
+INFERENCE = ("infer", "deploy", "sample")
+MODEL_COMMANDS = (*TRAINING, *INFERENCE, "merge-lora", "export", "eval", "app")
+NO_SWANLAB = "SwanLab reporting is not supported yet; use --report_to tensorboard or wandb"
+NOT_YET_TUNER = ("this tuner is not supported yet; use lora, full, adalora, vera, boft, fourierft or llamapro "
+                 "(or full with --use_galore or --lisa_activated_layers)")
+MULTIMODAL = "multimodal models are not supported yet (they come with the multimodal issue); this model is text-only"
+
+
+def _differs(name: str) -> Callable[[Any, set[str]], bool]:
+    """The usual trigger: the user typed the argument with a value other than the reference's default."""
+
+    def fires(args: Any, typed: set[str]) -> bool:
+        return name in typed and getattr(args, name) != specs(type(args))[name].default
+
+    return fires
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """`fields` are refused in `commands` when `when(args, typed)` holds; `why` is the message's tail.
+
+    `complete` says the refusal covers every value but the default, so the field needs no reader in
+    the command's code; a partial one (say, only `--tuner_backend unsloth`) leaves the field's other
+    values to code that reads them, and the coverage test still demands that code.
+    """
+
+    fields: tuple[str, ...]
+    commands: tuple[str, ...]
+    why: str = ""
+    when: Callable[[Any, set[str]], bool] | None = None
+    complete: bool = True
+    values: tuple[Any, ...] = field(default=())
+
+    def fires(self, name: str, args: Any, typed: set[str]) -> bool:
+        if self.when is not None:
+            return self.when(args, typed)
+        if self.values:
+            return name in typed and getattr(args, name) in self.values
+        return _differs(name)(args, typed)
+
+
+def problems(command: str, args: Any, typed: set[str]) -> list[str]:
+    """One line per refused argument the user set for `command`."""
+    found = []
+    for refusal in REFUSALS:
+        if command not in refusal.commands:
+            continue
+        # The field to name: the first one the user typed, else the first (an environment variable set it).
+        names = sorted(refusal.fields, key=lambda name: name not in typed)
+        for name in names:
+            if hasattr(args, name) and refusal.fires(name, args, typed):
+                found.append(f"--{name} {_shown(getattr(args, name))}: {refusal.why}")
+                break  # one line per entry: its fields share one reason
+    return found
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        import json
+
+        return json.dumps(value)
+    return str(value)
+
+
+def refused_fields(command: str) -> set[str]:
+    """The fields `command` refuses whatever value but the default: they need no reader in its code."""
+    return {name for refusal in REFUSALS if command in refusal.commands and refusal.complete for name in refusal.fields}
+
+
+REFUSALS: tuple[Refusal, ...] = (
+    # --- model loading -------------------------------------------------------------------------------
+    Refusal(("tuner_backend",), MODEL_COMMANDS, values=("unsloth",),  # complete: peft is the only other value
+            why="unsloth is not supported by this release (it needs its own CUDA build); drop it: peft is the default"),
+    Refusal(("local_repo_path",), MODEL_COMMANDS, "no model family supported here needs a GitHub clone; drop it"),
+    Refusal(("max_pixels", "norm_bbox"), MODEL_COMMANDS, MULTIMODAL),
+    Refusal(("model_kwargs",), MODEL_COMMANDS, when=lambda args, typed: bool(args.model_kwargs),
+            why="(or the environment variables MAX_PIXELS, FPS_MAX_FRAMES, ...): these are read by multimodal "
+            "models, which are not supported yet; unset them"),
+    Refusal(("task_type", "num_labels"), MODEL_COMMANDS, when=lambda args, typed: args.task_type != "causal_lm",
+            why="sequence classification (seq_cls) is not supported yet; every model loads as a causal LM"),
+    Refusal(("sequence_parallel_size",), MODEL_COMMANDS,
+            "sequence parallelism is not supported yet; drop it (--packing and gradient checkpointing help with "
+            "long sequences)"),
+    # --- data ----------------------------------------------------------------------------------------
+    Refusal(("custom_dataset_info",), MODEL_COMMANDS,
+            "registering dataset names from JSON is not supported yet; pass the dataset file or folder to --dataset"),
+    Refusal(("download_mode",), MODEL_COMMANDS,
+            "re-downloading hub datasets is not supported; delete the dataset's folder in the hub cache instead"),
+    Refusal(("template_backend",), TRAINING, "the reference trains with the swift template only (jinja is for "
+            "inference); drop it"),
+    Refusal(("template_backend",), (*INFERENCE, "merge-lora"),
+            "inference through transformers' apply_chat_template is not supported yet; drop it"),
+    # --- inference -----------------------------------------------------------------------------------
+    Refusal(("vision_batch_size",), ("infer", "deploy"), MULTIMODAL),
+    Refusal(("train_type",), (*INFERENCE, "merge-lora"),
+            "inference takes the tuner from --adapters (or none: --model alone); drop it"),
+    Refusal(("padding_side",), (*INFERENCE, "merge-lora"),
+            "applies to training batches; inference pads on the left itself"),
+    Refusal(("dataset_num_proc", "enable_cache", "remove_unused_columns"), INFERENCE,
+            "applies to training's preprocessing; inference reads each row as it is"),
+    Refusal(("merge_lora", "safe_serialization", "max_shard_size"), ("infer", "deploy"),
+            "merging before inference is not supported yet; run swift merge-lora --adapters ... and pass the "
+            "merged directory as --model"),
+    Refusal(("rollout_depth", "rollout_start_depth", "max_iterations", "process_reward_rate", "exploration_rate"),
+            ("sample",), "these are MCTS options, and --sampler_type mcts is not supported yet"),
+    Refusal(("api_key", "base_url"), ("sample",),
+            "sampling through a remote API is not supported yet; sample with a local --model"),
+    # --- merge-lora: it loads, merges and saves; it neither generates nor reads data -------------------
+    Refusal(("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "num_beams", "stream",
+             "stop_words", "logprobs", "top_logprobs", "system", "truncation_strategy", "tools_prompt", "loss_scale",
+             "use_chat_template", "seed"), ("merge-lora",),
+            "merge-lora does not generate; pass it to swift infer or swift deploy instead"),
+    Refusal(("dataset", "val_dataset", "split_dataset_ratio", "data_seed", "dataset_num_proc", "streaming",
+             "enable_cache", "columns", "strict", "remove_unused_columns", "model_name", "model_author"),
+            ("merge-lora",), "merge-lora reads no data; drop it"),
+    Refusal(("quant_n_samples", "quant_batch_size", "group_size", "to_ollama", "push_to_hub", "hub_model_id",
+             "hub_private_repo", "commit_message"), ("merge-lora",),
+            "merge-lora only merges; quantizing, Ollama files and pushing belong to swift export, not available yet"),
+    Refusal(("merge_lora",), ("merge-lora",), "merge-lora always merges; drop it"),
+    # --- training ------------------------------------------------------------------------------------
+    Refusal(("swanlab_token", "swanlab_project", "swanlab_workspace", "swanlab_exp_name", "swanlab_mode"), TRAINING,
+            when=lambda args, typed: any(name.startswith("swanlab_") for name in typed), why=NO_SWANLAB),
+    Refusal(("report_to",), TRAINING, when=lambda args, typed: "swanlab" in args.report_to, complete=False,
+            why=NO_SWANLAB),
+    Refusal(("top_k", "top_p", "repetition_penalty", "num_beams", "stream", "stop_words", "logprobs", "top_logprobs"),
+            TRAINING, "training's --predict_with_generate decodes greedily with --max_new_tokens and --temperature "
+            "only; use swift infer on the checkpoint for other generation options"),
+    Refusal(("overwrite_output_dir",), TRAINING, "runs never overwrite: each writes a new vN-* directory (or, with "
+            "--add_version false, into --output_dir as it is); drop it"),
+    Refusal(("save_safetensors",), TRAINING, "checkpoints are always safetensors (transformers 5 dropped the "
+            "pickle format); drop it"),
+    Refusal(("loss_type",), TRAINING, "custom loss plugins are not supported yet; the model's cross-entropy "
+            "(with --loss_scale) is used"),
+    Refusal(("optimizer",), TRAINING, "optimizer plugins are not supported yet; use --optim (transformers' "
+            "optimizers), --use_galore or --lorap_lr_ratio"),
+    Refusal(("train_type",), TRAINING, values=("longlora", "adapter", "reft"), complete=False,
+            why=NOT_YET_TUNER),
+    Refusal(("reft_layers", "reft_rank", "reft_intervention_type", "reft_args"), TRAINING,
+            "these configure --train_type reft, which is not supported yet"),
+    Refusal(("galore_quantization", "galore_proj_quant", "galore_proj_bits", "galore_proj_group_size",
+             "galore_cos_threshold", "galore_gamma_proj", "galore_queue_size"), TRAINING,
+            "these configure Q-GaLore, which is not supported (it needs bitsandbytes' 8-bit kernels); "
+            "plain --use_galore works"),
+)
