@@ -103,10 +103,15 @@ CASES = [
     ("negative epochs", ["sft", "--model", "{model}", "--dataset", "{data}/good.jsonl", "--num_train_epochs", "-1"],
      ["--num_train_epochs must be positive", "-1"]),
     ("zero max_steps", sft("{model}", "{data}/good.jsonl", "--max_steps", "0"), ["--max_steps must be at least 1"]),
-    ("train_type not implemented", sft("{model}", "{data}/good.jsonl", "--train_type", "vera"),
-     ["--train_type vera is not implemented yet"]),
-    ("quantization package missing (fails after the run directory exists)",
-     sft("{model}", "{data}/good.jsonl", "--quant_method", "bnb", "--quant_bits", "4"), ["bitsandbytes", "pip install"]),
+    ("train_type not implemented", sft("{model}", "{data}/good.jsonl", "--train_type", "reft"),
+     ["--train_type reft", "not supported yet"]),
+    ("quantization package missing", sft("{model}", "{data}/good.jsonl", "--quant_method", "hqq", "--quant_bits", "4"),
+     ["needs hqq", "pip install 'swift-infer[hqq]'"]),
+    ("adalora's warm-up longer than the run", sft("{model}", "{data}/good.jsonl", "--train_type", "adalora",
+                                                  "--adalora_tinit", "50"), ["--adalora_tinit 50", "lower them"]),
+    ("adalora's warm-up longer than the epochs (fails after the run directory exists)",
+     sft("{model}", "{data}/good.jsonl", "--train_type", "adalora", "--adalora_tinit", "50", "--max_steps", "-1"),
+     ["--adalora_tinit 50", "lower them"]),
     ("infer: adapter directory without adapter_config.json", ["infer", "--model", "{model}", "--adapters", "{data}/not_an_adapter"],
      ["no adapter in", "not_an_adapter", "adapter_config.json", "checkpoint directory"]),
     ("infer: --adapters /tmp", ["infer", "--adapters", "{data}"], ["no adapter in", "adapter_config.json"]),
@@ -137,7 +142,7 @@ CASES = [
      ["does not fit this model"]),
     ("resuming a LoRA checkpoint as full training", sft("{model}", "{data}/good.jsonl", "--train_type", "full",
                                                         "--resume_from_checkpoint", "{broken}/lora_checkpoint"),
-     ["lora_checkpoint holds a LoRA adapter", "--train_type lora"]),
+     ["lora_checkpoint holds an adapter", "--train_type lora"]),
     ("infer: negative top_k", ["infer", "--model", "{model}", "--top_k", "-5"], ["--top_k must be at least 0"]),
     ("infer: zero max_new_tokens", ["infer", "--model", "{model}", "--max_new_tokens", "0"], ["--max_new_tokens must be at least 1"]),
     ("infer: seed outside torch's range", ["infer", "--model", "{model}", "--seed", "-1"], ["--seed must be in [0, 4294967295]"]),
@@ -172,8 +177,8 @@ def test_an_existing_output_dir_keeps_what_it_held(data: Path, tiny_chat_model: 
     """A run that fails in an --add_version false directory that existed before removes nothing of it."""
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    result = run_swift(*sft(tiny_chat_model, str(data / "good.jsonl"), "--quant_method", "bnb", "--quant_bits", "4",
-                            "--output_dir", str(tmp_path / "mine"), "--add_version", "false"), cwd=tmp_path)
+    result = run_swift(*sft(tiny_chat_model, str(data / "good.jsonl"), "--train_type", "adalora", "--adalora_tinit", "50",
+                            "--max_steps", "-1", "--output_dir", str(tmp_path / "mine"), "--add_version", "false"), cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 

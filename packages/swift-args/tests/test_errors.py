@@ -79,5 +79,5 @@ def test_more_cross_field_checks() -> None:
         "nothing to export: pass --merge_lora true, --quant_method, --to_ollama or --push_to_hub"
     ]
     assert problems("sft", "--model", "m", "--init_weights", "magic") == [
-        "--init_weights 'magic' is not valid; use true, false, gaussian, pissa, pissa_niter_N (LoRA) or bat (Bone)"
+        "--init_weights 'magic' is not valid; use true, false, gaussian, pissa, pissa_niter_N, olora or lora-ga"
     ]

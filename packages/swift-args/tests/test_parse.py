@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 import pytest
+from swift_args import ArgumentError
 
 from swift_args import COMMANDS, parse_args
 from swift_args.fields import ArgSpec, specs, strip_optional
@@ -63,16 +64,22 @@ def test_stop_words_keep_commas() -> None:
 
 
 def test_dicts_are_json_or_python_literals() -> None:
-    inv = parse_args("sft", ["--model", "m", "--max_memory", '{0: "20GB", 1: "20GB"}', "--model_kwargs", '{"fps_max_frames": 12}'])
+    inv = parse_args("sft", ["--model", "m", "--max_memory", '{0: "20GB", 1: "20GB"}', "--gradient_checkpointing_kwargs",
+                             '{"use_reentrant": True}'])
     assert inv.args.max_memory == {0: "20GB", 1: "20GB"}
-    assert inv.args.model_kwargs["FPS_MAX_FRAMES"] == 12
+    assert inv.args.gradient_checkpointing_kwargs == {"use_reentrant": True}
 
 
 def test_model_kwargs_come_from_env_and_the_argument_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    from swift_args.resolve import build_args
+
     monkeypatch.setenv("MAX_PIXELS", "1003520")
     monkeypatch.setenv("FPS_MAX_FRAMES", "4")
-    inv = parse_args("infer", ["--model", "m", "--model_kwargs", '{"fps_max_frames": 12}'])
-    assert inv.args.model_kwargs == {"MAX_PIXELS": "1003520", "FPS_MAX_FRAMES": 12}
+    args = build_args("infer", {"model": "m", "model_kwargs": {"fps_max_frames": 12}})
+    assert args.model_kwargs == {"MAX_PIXELS": "1003520", "FPS_MAX_FRAMES": 12}
+    # Multimodal models are not supported yet, so a text model refuses them rather than ignoring them.
+    with pytest.raises(ArgumentError, match="--model_kwargs .*multimodal"):
+        parse_args("infer", ["--model", "m"])
 
 
 def test_use_hf_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,6 +78,8 @@ def problems(command: str, args: Any, typed: set[str]) -> list[str]:
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, list):
         return " ".join(str(v) for v in value)
     if isinstance(value, dict):
@@ -162,8 +164,12 @@ REFUSALS: tuple[Refusal, ...] = (
             why=NOT_YET_TUNER),
     Refusal(("reft_layers", "reft_rank", "reft_intervention_type", "reft_args"), TRAINING,
             "these configure --train_type reft, which is not supported yet"),
+    Refusal(("init_weights",), TRAINING, values=("loftq", "corda", "eva", "bat"), complete=False,
+            why="this initialisation is not supported yet; use true, gaussian, pissa, pissa_niter_N, olora or lora-ga"),
+    Refusal(("galore_with_embedding",), TRAINING, "transformers' GaLore projects linear layers only; the embedding "
+            "trains with plain AdamW beside it; drop it"),
     Refusal(("galore_quantization", "galore_proj_quant", "galore_proj_bits", "galore_proj_group_size",
              "galore_cos_threshold", "galore_gamma_proj", "galore_queue_size"), TRAINING,
-            "these configure Q-GaLore, which is not supported (it needs bitsandbytes' 8-bit kernels); "
+            "these configure Q-GaLore, which is not supported yet (q-galore-torch is not integrated); "
             "plain --use_galore works"),
 )

@@ -116,13 +116,33 @@ def _rope_factor(args: Any, info: ModelInfo) -> float:
     return max(1.0, args.max_length / info.max_model_len)
 
 
+# What each --quant_method needs installed, and the --quant_bits it can load with.
+QUANT_METHODS = {
+    "bnb": ("bitsandbytes", "bnb", (4, 8)),
+    "hqq": ("hqq", "hqq", (1, 2, 3, 4, 8)),
+    "eetq": ("kernels", "eetq", (8,)),  # transformers 5 runs EETQ through the kernels package
+}
+
+
+def check_quantization(args: Any) -> None:
+    """--quant_method's package is installed and --quant_bits is one it loads with: one line otherwise,
+    before any run directory or weights."""
+    import importlib.util
+
+    if args.quant_method is None:
+        return
+    package, extra, bits = QUANT_METHODS[args.quant_method]
+    if importlib.util.find_spec(package) is None:
+        raise ArgumentError(f"--quant_method {args.quant_method} needs {package}: pip install 'swift-infer[{extra}]'")
+    if args.quant_bits not in bits:
+        raise ArgumentError(f"--quant_method {args.quant_method} loads with --quant_bits "
+                            f"{' or '.join(map(str, bits))}, got {args.quant_bits}")
+
+
 def quantization_config(args: Any, dtype: torch.dtype) -> Any:
     """bitsandbytes / hqq / eetq settings for loading quantized weights (each an optional extra)."""
+    check_quantization(args)
     if args.quant_method == "bnb":
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            raise ArgumentError("--quant_method bnb needs bitsandbytes: pip install 'swift-infer[bnb]'") from None
         from transformers import BitsAndBytesConfig
 
         compute = DTYPES.get(args.bnb_4bit_compute_dtype or "", dtype)
@@ -134,7 +154,7 @@ def quantization_config(args: Any, dtype: torch.dtype) -> Any:
     if args.quant_method == "hqq":
         from transformers import HqqConfig
 
-        return HqqConfig(nbits=args.quant_bits or 4, axis=args.hqq_axis if args.hqq_axis is not None else 1)
+        return HqqConfig(nbits=args.quant_bits, axis=args.hqq_axis if args.hqq_axis is not None else 1)
     from transformers import EetqConfig
 
     return EetqConfig("int8")

@@ -18,8 +18,11 @@ def check_optional_packages(args: Any) -> None:
     """An option whose package is an extra that is not installed: one line naming the extra."""
     import importlib.util
 
+    from swift_infer.loading import check_quantization
+
     if args.use_galore and importlib.util.find_spec("galore_torch") is None:
         raise ArgumentError("--use_galore needs the GaLore optimizer: pip install 'swift-train[galore]'")
+    check_quantization(args)
 
 
 def check_tuner_targets(args: Any, info: ModelInfo) -> None:

@@ -27,7 +27,8 @@ class TunerArguments:
     )
     target_regex: str | None = arg(None, hot=True, help="Regex of modules that get a tuner; overrides target_modules.")
     init_weights: str = arg(
-        "true", help="Tuner init: true, false, gaussian, pissa, pissa_niter_N (LoRA); true, false, bat (Bone)."
+        "true", help="LoRA init: true, false, gaussian, pissa, pissa_niter_N, olora or lora-ga (with the lora_ga_* "
+        "arguments). PiSSA, OLoRA and LoRA-GA adapters are saved converted to plain LoRA for the original model."
     )
     modules_to_save: list[str] = arg(
         factory=list, hot=True, split_commas=True, help="Extra original modules to train and save (e.g. embed_tokens)."
@@ -37,7 +38,7 @@ class TunerArguments:
         problems = []
         if not _INIT_WEIGHTS.match(self.init_weights.lower()):
             problems.append(f"--init_weights '{self.init_weights}' is not valid; use true, false, gaussian, pissa, "
-                            "pissa_niter_N (LoRA) or bat (Bone)")
+                            "pissa_niter_N, olora or lora-ga")
         if self.target_regex is not None:
             try:
                 re.compile(self.target_regex)
@@ -278,6 +279,10 @@ class AllTunerArguments(
                             "optimizer for full training")
         if self.use_galore and self.lisa_activated_layers:
             problems.append("--use_galore and --lisa_activated_layers are two ways to save optimizer memory; pick one")
+        max_steps = getattr(self, "max_steps", -1)
+        if train_type == "adalora" and 0 < max_steps <= self.adalora_tinit + self.adalora_tfinal:
+            problems.append(f"--adalora_tinit {self.adalora_tinit} + --adalora_tfinal {self.adalora_tfinal} leave no "
+                            f"steps of --max_steps {max_steps} to reallocate ranks in; lower them")
         if self.init_weights.lower() == "lora-ga" and train_type != "lora":
             problems.append(f"--init_weights lora-ga needs --train_type lora (got --train_type {train_type})")
         return problems

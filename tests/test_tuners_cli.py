@@ -1,0 +1,104 @@
+"""The tuners and training options from the command line: refused ones stop before any work, the rest
+train, and what they save is what the next command loads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from swift_e2e import read_log, run_swift, tiny_sft
+
+# Each is refused while parsing: before the model is even looked up (it does not exist here).
+REFUSED = [
+    (["--tuner_backend", "unsloth"], "--tuner_backend unsloth"),
+    (["--train_type", "reft"], "--train_type reft"),
+    (["--train_type", "longlora"], "--train_type longlora"),
+    (["--sequence_parallel_size", "2"], "--sequence_parallel_size 2"),
+    (["--report_to", "swanlab"], "--report_to swanlab"),
+    (["--num_labels", "3"], "--num_labels 3"),
+    (["--loss_type", "my_loss"], "--loss_type my_loss"),
+    (["--optimizer", "muon"], "--optimizer muon"),
+    (["--galore_quantization", "true"], "--galore_quantization true"),
+    (["--save_safetensors", "false"], "--save_safetensors false"),
+    (["--template_backend", "jinja"], "--template_backend jinja"),
+    (["--train_type", "full", "--use_galore", "true", "--lisa_activated_layers", "1"], "pick one"),
+    (["--use_galore", "true"], "--use_galore needs --train_type full"),
+]
+
+
+@pytest.mark.parametrize("argv, said", REFUSED, ids=[" ".join(a) for a, _ in REFUSED])
+def test_an_option_this_release_cannot_honour_is_refused_before_any_work(tmp_path, argv, said):
+    result = run_swift("sft", "--model", str(tmp_path / "no-such-model"), "--dataset", "general-instructions#8",
+                       "--output_dir", str(tmp_path / "out"), *argv)
+    assert result.returncode == 2, result.stderr
+    assert said in result.stderr and "Traceback" not in result.stderr
+    assert "no-such-model" not in result.stderr  # refused before the model was looked up
+    assert not (tmp_path / "out").exists()
+
+
+def test_options_taken_over_from_a_saved_run_are_not_refused(tmp_path, tiny_chat_model):
+    """swift infer reads args.json beside the checkpoint: the run's own settings are no request to infer."""
+    out = tmp_path / "run"
+    assert run_swift(*tiny_sft(tiny_chat_model, out, "--max_steps", "1", "--train_type", "full")).returncode == 0
+    result = run_swift("infer", "--model", str(out / "checkpoint-1"), "--max_new_tokens", "2", input="hi\n")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("train_type, extra, flag", [
+    ("adalora", ["--adalora_init_r", "4", "--adalora_target_r", "2"], "--adapters"),
+    ("vera", ["--vera_rank", "16"], "--adapters"),
+    ("boft", ["--boft_block_size", "4"], "--adapters"),
+    ("fourierft", ["--fourier_n_frequency", "100"], "--adapters"),
+    ("llamapro", ["--llamapro_num_new_blocks", "2"], "--model"),
+    ("full", ["--lisa_activated_layers", "1", "--lisa_step_interval", "1"], "--model"),
+    ("full", ["--use_galore", "true", "--galore_rank", "8"], "--model"),
+    ("lora", ["--init_weights", "lora-ga", "--lora_ga_iters", "1"], "--adapters"),
+])
+def test_each_tuner_trains_and_its_checkpoint_answers(tmp_path, tiny_chat_model, train_type, extra, flag):
+    out = tmp_path / "run"
+    trained = run_swift(*tiny_sft(tiny_chat_model, out, "--max_steps", "2", "--train_type", train_type, *extra))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert [r["loss"] for r in read_log(out) if "loss" in r]  # it logged its steps
+    checkpoint = out / "checkpoint-2"
+    kind = "adapter_config.json" if flag == "--adapters" else "config.json"
+    assert (checkpoint / kind).is_file()
+    saved = json.loads((out / "args.json").read_text())
+    assert saved["train_type"] == train_type and all(str(saved[a.lstrip("-")]).lower() == v.lower()
+                                                     for a, v in zip(extra[::2], extra[1::2]))
+    answered = run_swift("infer", flag, str(checkpoint), "--max_new_tokens", "3", input="hi\n")
+    assert answered.returncode == 0, answered.stderr[-3000:]
+    if train_type == "llamapro":
+        config = json.loads((checkpoint / "config.json").read_text())
+        assert config["num_hidden_layers"] == 4 and config["llamapro_new_layers"] == [1, 3]
+
+
+def test_rope_scaling_keeps_the_models_rope_theta(tmp_path, tiny_chat_model):
+    for kind in ("linear", "dynamic"):
+        result = run_swift("infer", "--model", str(tiny_chat_model), "--rope_scaling", kind, "--max_length", "4096",
+                           "--max_new_tokens", "2", input="hi\n")
+        assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_check_model_false_skips_the_checkpoint_verification(tmp_path, tiny_chat_model):
+    out = tmp_path / "run"
+    assert run_swift(*tiny_sft(tiny_chat_model, out, "--max_steps", "1", "--train_type", "full")).returncode == 0
+    weights = next((out / "checkpoint-1").glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # one flipped byte in the last tensor: the checksum no longer matches
+    weights.write_bytes(bytes(data))
+    again = tiny_sft(tiny_chat_model, tmp_path / "next", "--max_steps", "1", "--train_type", "full")
+    again[again.index("--model") + 1] = str(out / "checkpoint-1")
+    refused = run_swift(*again)
+    assert refused.returncode == 2 and "checkpoint-1" in refused.stderr
+    assert run_swift(*again, "--check_model", "false").returncode == 0
+
+
+def test_custom_register_path_runs_before_every_command(tmp_path, tiny_chat_model):
+    plugin = tmp_path / "register.py"
+    marker = tmp_path / "imported"
+    plugin.write_text(f"open({str(marker)!r}, 'a').write('x')\n")
+    result = run_swift("infer", "--model", str(tiny_chat_model), "--custom_register_path", str(plugin),
+                       "--max_new_tokens", "2", input="hi\n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert marker.read_text() == "x"  # imported once
+
