@@ -164,6 +164,11 @@ REFUSALS: tuple[Refusal, ...] = (
             why=NOT_YET_TUNER),
     Refusal(("reft_layers", "reft_rank", "reft_intervention_type", "reft_args"), TRAINING,
             "these configure --train_type reft, which is not supported yet"),
+    Refusal(("remove_unused_columns",), TRAINING,
+            "training always keeps only the encoded columns (the collator needs nothing else); extra columns are "
+            "for rlhf's GRPO reward functions, not available yet; drop it"),
+    Refusal(("metric",), TRAINING, when=lambda args, typed: "metric" in typed and args.metric not in ("acc", "nlg"),
+            complete=False, why="metric plugins are not supported yet; use acc, or nlg with --predict_with_generate"),
     Refusal(("init_weights",), TRAINING, values=("loftq", "corda", "eva", "bat"), complete=False,
             why="this initialisation is not supported yet; use true, gaussian, pissa, pissa_niter_N, olora or lora-ga"),
     Refusal(("galore_with_embedding",), TRAINING, "transformers' GaLore projects linear layers only; the embedding "
