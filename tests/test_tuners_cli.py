@@ -16,8 +16,6 @@ REFUSED = [
     (["--sequence_parallel_size", "2"], "--sequence_parallel_size 2"),
     (["--report_to", "swanlab"], "--report_to swanlab"),
     (["--num_labels", "3"], "--num_labels 3"),
-    (["--loss_type", "my_loss"], "--loss_type my_loss"),
-    (["--optimizer", "muon"], "--optimizer muon"),
     (["--galore_quantization", "true"], "--galore_quantization true"),
     (["--save_safetensors", "false"], "--save_safetensors false"),
     (["--template_backend", "jinja"], "--template_backend jinja"),
@@ -102,3 +100,48 @@ def test_custom_register_path_runs_before_every_command(tmp_path, tiny_chat_mode
     assert result.returncode == 0, result.stderr[-2000:]
     assert marker.read_text() == "x"  # imported once
 
+
+
+PLUGIN = '''
+import torch
+from swift_train.plugins import cross_entropy, losses, metrics, optimizers
+
+def double(logits, labels, loss_scale):
+    total, count = cross_entropy(logits, labels, loss_scale)
+    return 2 * total, count
+
+def sgd(model, args):
+    open(OPTIMIZER_MARK, "w").write("sgd")
+    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=args.learning_rate)
+
+def exact(predictions, references):
+    return {"exact": sum(p.strip() == r.strip() for p, r in zip(predictions, references)) / max(len(references), 1)}
+
+losses["double"], optimizers["sgd"], metrics["exact"] = double, sgd, exact
+'''
+
+
+def test_loss_optimizer_and_metric_plugins_take_effect(tmp_path, tiny_chat_model):
+    plugin = tmp_path / "plugins.py"
+    mark = tmp_path / "optimizer-used"
+    plugin.write_text(f"OPTIMIZER_MARK = {str(mark)!r}\n" + PLUGIN)
+    first_loss = {}
+    for name, extra in (("plain", []), ("plugins", ["--custom_register_path", str(plugin), "--loss_type", "double",
+                                                    "--optimizer", "sgd", "--metric", "exact"])):
+        out = tmp_path / name
+        result = run_swift(*tiny_sft(tiny_chat_model, out, "--max_steps", "2", "--predict_with_generate", "true",
+                                     "--split_dataset_ratio", "0.1", "--eval_steps", "2", "--max_new_tokens", "4",
+                                     *extra))
+        assert result.returncode == 0, result.stderr[-3000:]
+        log = read_log(out)
+        first_loss[name] = next(r["loss"] for r in log if "loss" in r)
+        if name == "plugins":
+            assert any("eval_exact" in r for r in log) and not any("eval_rouge-l" in r for r in log)
+    assert first_loss["plugins"] == pytest.approx(2 * first_loss["plain"], rel=1e-3)  # before any update
+    assert mark.read_text() == "sgd"
+
+
+def test_an_unknown_plugin_name_is_one_line_before_any_work(tmp_path, tiny_chat_model):
+    result = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "out", "--loss_type", "focal"))
+    assert result.returncode == 2 and "--loss_type focal: no such plugin (registered: cross_entropy)" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -156,10 +156,6 @@ REFUSALS: tuple[Refusal, ...] = (
             "--add_version false, into --output_dir as it is); drop it"),
     Refusal(("save_safetensors",), TRAINING, "checkpoints are always safetensors (transformers 5 dropped the "
             "pickle format); drop it"),
-    Refusal(("loss_type",), TRAINING, "custom loss plugins are not supported yet; the model's cross-entropy "
-            "(with --loss_scale) is used"),
-    Refusal(("optimizer",), TRAINING, "optimizer plugins are not supported yet; use --optim (transformers' "
-            "optimizers), --use_galore or --lorap_lr_ratio"),
     Refusal(("train_type",), TRAINING, values=("longlora", "adapter", "reft"), complete=False,
             why=NOT_YET_TUNER),
     Refusal(("reft_layers", "reft_rank", "reft_intervention_type", "reft_args"), TRAINING,
@@ -167,8 +163,6 @@ REFUSALS: tuple[Refusal, ...] = (
     Refusal(("remove_unused_columns",), TRAINING,
             "training always keeps only the encoded columns (the collator needs nothing else); extra columns are "
             "for rlhf's GRPO reward functions, not available yet; drop it"),
-    Refusal(("metric",), TRAINING, when=lambda args, typed: "metric" in typed and args.metric not in ("acc", "nlg"),
-            complete=False, why="metric plugins are not supported yet; use acc, or nlg with --predict_with_generate"),
     Refusal(("init_weights",), TRAINING, values=("loftq", "corda", "eva", "bat"), complete=False,
             why="this initialisation is not supported yet; use true, gaussian, pissa, pissa_niter_N, olora or lora-ga"),
     Refusal(("galore_with_embedding",), TRAINING, "transformers' GaLore projects linear layers only; the embedding "

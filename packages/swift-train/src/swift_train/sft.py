@@ -19,6 +19,7 @@ from swift_args.shell import swift_command
 from swift_data.models import ModelInfo
 
 from swift_train import checkpoints, preflight
+from swift_train.plugins import check_plugins
 
 
 def resume_source(args: Any) -> Path | None:
@@ -182,6 +183,7 @@ def run_training(invocation: Invocation) -> int:
         if args.logging_dir is not None:
             check_writable_dir(args.logging_dir, "--logging_dir")
     import_files(args.external_plugins, "--external_plugins")
+    check_plugins(args)  # after both kinds of plugin file registered theirs
     resume = resume_source(args)
     continue_in = continued_run(args, resume)
     rows = load_dataset_rows(DataOptions.from_args(args))  # before the model: a hub model may be gigabytes away

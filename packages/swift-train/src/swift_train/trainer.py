@@ -61,7 +61,8 @@ class SwiftTrainer(Seq2SeqTrainer):
         labels = inputs.pop("labels")
         loss_scale = inputs.pop("loss_scale", None)
         extra = varlen.batch_kwargs(self.accelerator.unwrap_model(model), inputs)
-        head = None if return_outputs else self._chunked_head(model)
+        plugin = self.swift_args.loss_type  # a --loss_type plugin needs the full logits
+        head = None if return_outputs or plugin else self._chunked_head(model)
         outputs = None
         if head is not None:
             hidden, outputs = hidden_states(model, head, inputs, **extra)
@@ -77,6 +78,8 @@ class SwiftTrainer(Seq2SeqTrainer):
         else:
             outputs = model(**inputs, use_cache=False, **extra)
             parts = full_token_loss(outputs.logits, labels, loss_scale)
+            if plugin:
+                parts.loss_sum = self._plugin_loss(plugin, outputs.logits, labels, loss_scale)
         mask = parts.mask
         # Normalised by the trained tokens of the whole accumulated batch (transformers counts them
         # over the gradient-accumulation window, and over all devices with average_tokens_across_devices).
@@ -95,6 +98,15 @@ class SwiftTrainer(Seq2SeqTrainer):
             self._eval_accuracy[0] += float(parts.correct.sum())
             self._eval_accuracy[1] += int(mask.sum())
         return (loss, outputs) if return_outputs else loss
+
+    @staticmethod
+    def _plugin_loss(name: str, logits: torch.Tensor, labels: torch.Tensor, loss_scale: torch.Tensor | None) -> torch.Tensor:
+        """The --loss_type plugin's summed loss, on logits shifted so position i predicts labels[i]."""
+        from swift_train.plugins import losses
+
+        shifted_scale = loss_scale[:, 1:].to(logits.device) if loss_scale is not None else None
+        loss_sum, _ = losses[name](logits[:, :-1], labels[:, 1:].to(logits.device), shifted_scale)
+        return loss_sum
 
     def _chunked_head(self, model) -> Head | None:  # noqa: ANN001
         """The chunked loss's modules, or None where only full logits are safe (the reason kept in self._head)."""
@@ -174,12 +186,20 @@ class SwiftTrainer(Seq2SeqTrainer):
         if self._eval_accuracy[1]:
             output.metrics[f"{prefix}_token_acc"] = round(self._eval_accuracy[0] / self._eval_accuracy[1], 6)
         if self.swift_args.predict_with_generate:
-            metric = "acc" if self.swift_args.metric == "acc" else "nlg"
-            for name, value in score(metric, *self._generated).items():
+            from swift_train.plugins import metrics
+
+            metric = self.swift_args.metric
+            scores = metrics[metric](*self._generated) if metric in metrics else score(metric, *self._generated)
+            for name, value in scores.items():
                 output.metrics[f"{prefix}_{name}"] = round(value, 6)
         return output
 
     def create_optimizer(self, model=None):  # noqa: ANN001
+        if self.optimizer is None and self.swift_args.optimizer:
+            from swift_train.plugins import optimizers
+
+            self.optimizer = optimizers[self.swift_args.optimizer](self.model, self.swift_args)
+            return self.optimizer
         if self.optimizer is None and self.swift_args.lorap_lr_ratio:
             from swift_train.tuners.lora import lora_plus_groups
 

@@ -89,7 +89,8 @@ class TrainerArguments:
     eval_accumulation_steps: int | None = arg(None, help="Move eval predictions to CPU every N steps.")
     predict_with_generate: bool = arg(False, help="Evaluate by generating instead of by loss.")
     metric_for_best_model: str | None = arg(
-        None, help="Metric that picks the best checkpoint. None: loss, or rouge-l with predict_with_generate."
+        None, help="Metric that picks the best checkpoint. None: loss; with predict_with_generate, rouge-l "
+        "(--metric nlg) or acc (--metric acc), and loss for a metric plugin."
     )
     greater_is_better: bool | None = arg(
         None, help="Whether a larger metric is better. None: false for loss metrics, else true."
@@ -134,7 +135,11 @@ class TrainerArguments:
         if self.eval_steps is None:
             self.eval_steps = self.save_steps
         if self.metric_for_best_model is None:
-            self.metric_for_best_model = "rouge-l" if self.predict_with_generate else "loss"
+            # Generated answers are scored by --metric: rouge-l for nlg (the default), acc for acc; a metric
+            # plugin's keys are its own, so the loss decides the best checkpoint unless told otherwise.
+            metric = getattr(self, "metric", None)
+            by_metric = {None: "rouge-l", "nlg": "rouge-l", "acc": "acc"}
+            self.metric_for_best_model = by_metric.get(metric, "loss") if self.predict_with_generate else "loss"
         if self.greater_is_better is None:
             self.greater_is_better = "loss" not in self.metric_for_best_model
 

@@ -38,7 +38,10 @@ class TrainArguments(ModelLoadingArguments, TrainerArguments, AllTunerArguments,
         False, hot=True, help="Create <output_dir>/best and <output_dir>/last links to those checkpoints."
     )
     external_plugins: list[str] = arg(factory=list, help="Python files registering plugins (rewards, metrics, ...).")
-    loss_type: str | None = arg(None, help="Loss function name. None: the model's built-in loss.")
+    loss_type: str | None = arg(
+        None, help="Loss plugin name: cross_entropy, or one a --custom_register_path file adds to "
+        "swift_train.plugins.losses. None: token cross-entropy with --loss_scale."
+    )
     packing: bool = arg(False, help="Pack samples into max_length rows without cross-sample attention.")
     lazy_tokenize: bool | None = arg(
         None, hot=True, help="Tokenize while training instead of before. None: false for LLMs, true for MLLMs."
@@ -49,9 +52,13 @@ class TrainArguments(ModelLoadingArguments, TrainerArguments, AllTunerArguments,
     )
     max_new_tokens: int | None = arg(64, help="Generation override for predict_with_generate.")
     temperature: float | None = arg(0.0, help="Generation override for predict_with_generate (0: greedy).")
-    optimizer: str | None = arg(None, help="Custom optimizer plugin name.")
+    optimizer: str | None = arg(
+        None, help="Optimizer plugin name: lorap, or one a --custom_register_path file adds to "
+        "swift_train.plugins.optimizers. None: --optim."
+    )
     metric: str | None = arg(
-        None, help="Custom metric plugin name. None: acc, or nlg with predict_with_generate."
+        None, help="Metric of --predict_with_generate: acc, nlg (rouge-l, bleu-4), or a plugin in "
+        "swift_train.plugins.metrics. None: acc, or nlg with predict_with_generate."
     )
 
     def _resolve(self, passed: set[str]) -> None:
