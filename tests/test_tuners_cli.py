@@ -25,7 +25,16 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("argv, said", REFUSED, ids=[" ".join(a) for a, _ in REFUSED])
-def test_an_option_this_release_cannot_honour_is_refused_before_any_work(tmp_path, argv, said):
+def test_an_option_this_release_cannot_honour_is_refused_while_parsing(argv, said):
+    from swift_args import ArgumentError, parse_args
+
+    with pytest.raises(ArgumentError) as refused:
+        parse_args("sft", ["--model", "no-such-model", "--dataset", "general-instructions#8", *argv])
+    assert said in str(refused.value)
+
+
+@pytest.mark.parametrize("argv, said", REFUSED[:3], ids=[" ".join(a) for a, _ in REFUSED[:3]])
+def test_the_command_refuses_before_any_work(tmp_path, argv, said):
     result = run_swift("sft", "--model", str(tmp_path / "no-such-model"), "--dataset", "general-instructions#8",
                        "--output_dir", str(tmp_path / "out"), *argv)
     assert result.returncode == 2, result.stderr
@@ -34,11 +43,17 @@ def test_an_option_this_release_cannot_honour_is_refused_before_any_work(tmp_pat
     assert not (tmp_path / "out").exists()
 
 
-def test_options_taken_over_from_a_saved_run_are_not_refused(tmp_path, tiny_chat_model):
-    """swift infer reads args.json beside the checkpoint: the run's own settings are no request to infer."""
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, tiny_chat_model):
+    """One step of full training, shared by the tests that read its checkpoint (they copy before changing it)."""
+    out = tmp_path_factory.mktemp("full") / "run"
     assert run_swift(*tiny_sft(tiny_chat_model, out, "--max_steps", "1", "--train_type", "full")).returncode == 0
-    result = run_swift("infer", "--model", str(out / "checkpoint-1"), "--max_new_tokens", "2", input="hi\n")
+    return out
+
+
+def test_options_taken_over_from_a_saved_run_are_not_refused(full_run):
+    """swift infer reads args.json beside the checkpoint: the run's own settings are no request to infer."""
+    result = run_swift("infer", "--model", str(full_run / "checkpoint-1"), "--max_new_tokens", "2", input="hi\n")
     assert result.returncode == 0, result.stderr
 
 
@@ -63,8 +78,9 @@ def test_each_tuner_trains_and_its_checkpoint_answers(tmp_path, tiny_chat_model,
     saved = json.loads((out / "args.json").read_text())
     assert saved["train_type"] == train_type and all(str(saved[a.lstrip("-")]).lower() == v.lower()
                                                      for a, v in zip(extra[::2], extra[1::2]))
-    answered = run_swift("infer", flag, str(checkpoint), "--max_new_tokens", "3", input="hi\n")
-    assert answered.returncode == 0, answered.stderr[-3000:]
+    if train_type in ("boft", "llamapro") or "lora-ga" in extra:  # the rest reload in test_more_tuners
+        answered = run_swift("infer", flag, str(checkpoint), "--max_new_tokens", "3", input="hi\n")
+        assert answered.returncode == 0, answered.stderr[-3000:]
     if train_type == "llamapro":
         config = json.loads((checkpoint / "config.json").read_text())
         assert config["num_hidden_layers"] == 4 and config["llamapro_new_layers"] == [1, 3]
@@ -77,15 +93,17 @@ def test_rope_scaling_keeps_the_models_rope_theta(tmp_path, tiny_chat_model):
         assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_check_model_false_skips_the_checkpoint_verification(tmp_path, tiny_chat_model):
-    out = tmp_path / "run"
-    assert run_swift(*tiny_sft(tiny_chat_model, out, "--max_steps", "1", "--train_type", "full")).returncode == 0
-    weights = next((out / "checkpoint-1").glob("*.safetensors"))
+def test_check_model_false_skips_the_checkpoint_verification(tmp_path, tiny_chat_model, full_run):
+    import shutil
+
+    checkpoint = tmp_path / "checkpoint-1"
+    shutil.copytree(full_run / "checkpoint-1", checkpoint)
+    weights = next(checkpoint.glob("*.safetensors"))
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF  # one flipped byte in the last tensor: the checksum no longer matches
     weights.write_bytes(bytes(data))
     again = tiny_sft(tiny_chat_model, tmp_path / "next", "--max_steps", "1", "--train_type", "full")
-    again[again.index("--model") + 1] = str(out / "checkpoint-1")
+    again[again.index("--model") + 1] = str(checkpoint)
     refused = run_swift(*again)
     assert refused.returncode == 2 and "checkpoint-1" in refused.stderr
     assert run_swift(*again, "--check_model", "false").returncode == 0
@@ -145,3 +163,19 @@ def test_an_unknown_plugin_name_is_one_line_before_any_work(tmp_path, tiny_chat_
     result = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "out", "--loss_type", "focal"))
     assert result.returncode == 2 and "--loss_type focal: no such plugin (registered: cross_entropy)" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_infer_merge_lora_merges_once_and_answers_like_the_adapter(tmp_path, tiny_chat_model):
+    out = tmp_path / "run"
+    assert run_swift(*tiny_sft(tiny_chat_model, out, "--max_steps", "2", "--lora_rank", "16")).returncode == 0
+    checkpoint = out / "checkpoint-2"
+    ask = ("--max_new_tokens", "8", "--temperature", "0")
+    adapter = run_swift("infer", "--adapters", str(checkpoint), *ask, input="hi\n")
+    merged = run_swift("infer", "--adapters", str(checkpoint), "--merge_lora", "true", "--max_shard_size", "1MB",
+                       *ask, input="hi\n")
+    assert adapter.returncode == 0 and merged.returncode == 0, merged.stderr[-2000:]
+    assert merged.stdout == adapter.stdout
+    merged_dir = out / "checkpoint-2-merged"
+    assert (merged_dir / "config.json").is_file() and len(list(merged_dir.glob("*.safetensors"))) > 1  # 1MB shards
+    again = run_swift("infer", "--adapters", str(checkpoint), "--merge_lora", "true", *ask, input="hi\n")
+    assert "using the merged model already at" in again.stderr and again.stdout == adapter.stdout

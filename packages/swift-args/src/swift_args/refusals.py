@@ -125,9 +125,6 @@ REFUSALS: tuple[Refusal, ...] = (
             "applies to training batches; inference pads on the left itself"),
     Refusal(("dataset_num_proc", "enable_cache", "remove_unused_columns"), INFERENCE,
             "applies to training's preprocessing; inference reads each row as it is"),
-    Refusal(("merge_lora", "safe_serialization", "max_shard_size"), ("infer", "deploy"),
-            "merging before inference is not supported yet; run swift merge-lora --adapters ... and pass the "
-            "merged directory as --model"),
     Refusal(("rollout_depth", "rollout_start_depth", "max_iterations", "process_reward_rate", "exploration_rate"),
             ("sample",), "these are MCTS options, and --sampler_type mcts is not supported yet"),
     Refusal(("api_key", "base_url"), ("sample",),

@@ -489,9 +489,11 @@ def check_can_listen(host: str, port: int) -> None:
 
 def run_deploy(invocation: Invocation) -> int:
     from swift_infer.infer import adapter_names, load_engine
+    from swift_infer.merge import merge_for_inference
 
     args = invocation.args
     check_can_listen(args.host, args.port)  # before the model loads, not after minutes of it
+    merge_for_inference(args)
     engine = load_engine(args, serve=True)
     models = served_models(args.served_model_name or "default", adapter_names(args.adapters))
     app = build_app(engine, args, models)

@@ -218,6 +218,8 @@ def run_interactive(engine: PtEngine, args: Any) -> int:
 
 
 def run_infer(invocation: Invocation) -> int:
+    from swift_infer.merge import merge_for_inference
+
     args = invocation.args
     dataset_mode = bool(args.val_dataset or (args.load_data_args and args.dataset))
     if dataset_mode and not args.result_path:
@@ -225,6 +227,7 @@ def run_infer(invocation: Invocation) -> int:
     if dataset_mode:  # the data and where its answers go are checked before any weights load
         check_writable_dir(Path(args.result_path).parent, "--result_path")
         rows = dataset_rows(args)
+    merge_for_inference(args)  # once, before any torchrun workers start
     launched = relaunch_under_torchrun(invocation, Path(args.result_path or "."), dataset_mode)
     if launched is not None:
         return launched
