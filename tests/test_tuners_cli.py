@@ -14,7 +14,7 @@ REFUSED = [
     (["--train_type", "reft"], "--train_type reft"),
     (["--train_type", "longlora"], "--train_type longlora"),
     (["--sequence_parallel_size", "2"], "--sequence_parallel_size 2"),
-    (["--report_to", "swanlab"], "--report_to swanlab"),
+    (["--swanlab_project", "p"], "--swanlab_project p: takes effect with --report_to swanlab"),
     (["--num_labels", "3"], "--num_labels 3"),
     (["--galore_quantization", "true"], "--galore_quantization true"),
     (["--save_safetensors", "false"], "--save_safetensors false"),
@@ -179,3 +179,13 @@ def test_infer_merge_lora_merges_once_and_answers_like_the_adapter(tmp_path, tin
     assert (merged_dir / "config.json").is_file() and len(list(merged_dir.glob("*.safetensors"))) > 1  # 1MB shards
     again = run_swift("infer", "--adapters", str(checkpoint), "--merge_lora", "true", *ask, input="hi\n")
     assert "using the merged model already at" in again.stderr and again.stdout == adapter.stdout
+
+
+def test_swanlab_local_mode_logs_the_run_offline(tmp_path, tiny_chat_model):
+    out = tmp_path / "run"
+    result = run_swift(*tiny_sft(tiny_chat_model, out, "--max_steps", "2", "--report_to", "swanlab",
+                                 "--swanlab_mode", "local", "--swanlab_project", "proj", "--swanlab_exp_name", "myexp"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    (record,) = (out / "swanlog").glob("run-*/run-*.swanlab")
+    data = record.read_bytes()
+    assert b"train/loss" in data and b"myexp" in data and b"proj" in data

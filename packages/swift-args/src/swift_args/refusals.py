@@ -23,7 +23,6 @@ from swift_args.fields import specs
 TRAINING = ("sft", "pt", "rlhf")
 INFERENCE = ("infer", "deploy", "sample")
 MODEL_COMMANDS = (*TRAINING, *INFERENCE, "merge-lora", "export", "eval", "app")
-NO_SWANLAB = "SwanLab reporting is not supported yet; use --report_to tensorboard or wandb"
 NOT_YET_TUNER = ("this tuner is not supported yet; use lora, full, adalora, vera, boft, fourierft or llamapro "
                  "(or full with --use_galore or --lisa_activated_layers)")
 MULTIMODAL = "multimodal models are not supported yet (they come with the multimodal issue); this model is text-only"
@@ -143,9 +142,8 @@ REFUSALS: tuple[Refusal, ...] = (
     Refusal(("merge_lora",), ("merge-lora",), "merge-lora always merges; drop it"),
     # --- training ------------------------------------------------------------------------------------
     Refusal(("swanlab_token", "swanlab_project", "swanlab_workspace", "swanlab_exp_name", "swanlab_mode"), TRAINING,
-            when=lambda args, typed: any(name.startswith("swanlab_") for name in typed), why=NO_SWANLAB),
-    Refusal(("report_to",), TRAINING, when=lambda args, typed: "swanlab" in args.report_to, complete=False,
-            why=NO_SWANLAB),
+            when=lambda args, typed: "swanlab" not in args.report_to and any(n.startswith("swanlab_") for n in typed),
+            complete=False, why="takes effect with --report_to swanlab; add it (with --swanlab_mode local offline)"),
     Refusal(("top_k", "top_p", "repetition_penalty", "num_beams", "stream", "stop_words", "logprobs", "top_logprobs"),
             TRAINING, "training's --predict_with_generate decodes greedily with --max_new_tokens and --temperature "
             "only; use swift infer on the checkpoint for other generation options"),

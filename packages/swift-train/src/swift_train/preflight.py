@@ -20,9 +20,12 @@ def check_optional_packages(args: Any) -> None:
 
     from swift_infer.loading import check_quantization
 
+    from swift_train.swanlab_report import check_swanlab
+
     if args.use_galore and importlib.util.find_spec("galore_torch") is None:
         raise ArgumentError("--use_galore needs the GaLore optimizer: pip install 'swift-train[galore]'")
     check_quantization(args)
+    check_swanlab(args)
 
 
 def check_tuner_targets(args: Any, info: ModelInfo) -> None:

@@ -20,6 +20,7 @@ from swift_data.models import ModelInfo
 
 from swift_train import checkpoints, preflight
 from swift_train.plugins import check_plugins
+from swift_train.swanlab_report import start_swanlab
 
 
 def resume_source(args: Any) -> Path | None:
@@ -204,6 +205,7 @@ def run_training(invocation: Invocation) -> int:
         set_seed(args.seed)
         loaded = prepare_model(args, resume, info, tokenizer, data.train)
         trainer = build_trainer(args, run_dir, loaded, data)
+        start_swanlab(args, run_dir)
         checkpoints.clean_staging(run_dir)
         if resume is not None and not args.resume_only_model:
             note_resumed(run_dir, resume)
