@@ -189,3 +189,13 @@ def test_swanlab_local_mode_logs_the_run_offline(tmp_path, tiny_chat_model):
     (record,) = (out / "swanlog").glob("run-*/run-*.swanlab")
     data = record.read_bytes()
     assert b"train/loss" in data and b"myexp" in data and b"proj" in data
+
+
+def test_template_backend_jinja_is_for_inference_with_the_models_own_template():
+    from swift_args import ArgumentError, parse_args
+
+    assert parse_args("infer", ["--model", "m", "--template_backend", "jinja"]).args.template_backend == "jinja"
+    with pytest.raises(ArgumentError, match="drop --template chatml"):
+        parse_args("infer", ["--model", "m", "--template_backend", "jinja", "--template", "chatml"])
+    with pytest.raises(ArgumentError, match="trains with the swift template only"):
+        parse_args("sft", ["--model", "m", "--template_backend", "jinja"])

@@ -199,3 +199,18 @@ def test_a_template_that_rewrites_history_is_refused_with_the_fix(tokenizer_with
         Encoder(tokenizer_with(template)).encode(Conversation(copy.deepcopy(MULTI)))
     assert "does not render assistant turn 1 as a continuation" in info.value.problems[0]
     assert "pass --template with one of: chatml, qwen2_5, llama3, gemma, mistral, default" in info.value.problems[0]
+
+
+def test_jinja_backend_renders_with_the_models_template_and_leaves_tools_to_it(smollm2_tokenizer) -> None:
+    """--template_backend jinja (inference): transformers' apply_chat_template verbatim; the swift backend
+    folds tools the template cannot render into the system prompt (--tools_prompt)."""
+    from swift_data.templates.encode import EncoderOptions
+
+    messages = [{"role": "user", "content": "What's the weather in Paris?"}]
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+                                               "parameters": {"type": "object", "properties": {}}}}]
+    conversation = Conversation(copy.deepcopy(messages), tools=tools)
+    jinja = Encoder(smollm2_tokenizer, EncoderOptions(template_backend="jinja")).prompt_text(conversation)
+    swift = Encoder(smollm2_tokenizer, EncoderOptions()).prompt_text(conversation)
+    assert jinja == smollm2_tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
+    assert "get_weather" in swift and "get_weather" not in jinja  # SmolLM2's template has no tools section

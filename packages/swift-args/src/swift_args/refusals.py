@@ -114,8 +114,7 @@ REFUSALS: tuple[Refusal, ...] = (
             "re-downloading hub datasets is not supported; delete the dataset's folder in the hub cache instead"),
     Refusal(("template_backend",), TRAINING, "the reference trains with the swift template only (jinja is for "
             "inference); drop it"),
-    Refusal(("template_backend",), (*INFERENCE, "merge-lora"),
-            "inference through transformers' apply_chat_template is not supported yet; drop it"),
+    Refusal(("template_backend",), ("merge-lora",), "merge-lora renders no prompt; drop it"),
     # --- inference -----------------------------------------------------------------------------------
     Refusal(("vision_batch_size",), ("infer", "deploy"), MULTIMODAL),
     Refusal(("train_type",), (*INFERENCE, "merge-lora"),

@@ -190,8 +190,14 @@ class TemplateArguments:
     sequence_parallel_size: int = arg(1, help="Sequence parallel size.")
     use_chat_template: bool = arg(True, help="Use the chat template (false: generation template, as swift pt).")
     template_backend: Literal["swift", "jinja"] = arg(
-        "swift", help="swift, or jinja (transformers' apply_chat_template; inference only)."
+        "swift", help="swift, or jinja (inference only): the model's own chat template through transformers' "
+        "apply_chat_template, with the messages and tools as they are (no tools_prompt folding)."
     )
+
+    def _check(self) -> list[str]:
+        if self.template_backend == "jinja" and self.template is not None:
+            return [f"--template_backend jinja renders with the model's own chat template; drop --template {self.template}"]
+        return []
 
 
 @dataclass(kw_only=True)

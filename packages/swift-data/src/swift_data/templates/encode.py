@@ -48,6 +48,7 @@ class EncoderOptions:
     loss_scale: str = "default"
     tools_prompt: str = "react_en"
     use_chat_template: bool = True
+    template_backend: str = "swift"  # jinja: the model's own template, messages and tools as they are (inference)
 
     @classmethod
     def from_args(cls, args: Any) -> EncoderOptions:
@@ -67,6 +68,7 @@ class Encoder:
     def __init__(self, tokenizer: Any, options: EncoderOptions | None = None):
         self.tokenizer = tokenizer
         self.options = options or EncoderOptions()
+        self.jinja = self.options.template_backend == "jinja"
         self.chat_template = self._pick_template()
         self.system = read_system(self.options.system)
         self.loss_scale: LossScale = load_loss_scale(self.options.loss_scale)
@@ -74,6 +76,11 @@ class Encoder:
         self.added_tokens = sorted(tokenizer.get_added_vocab(), key=len, reverse=True)
 
     def _pick_template(self) -> str:
+        if self.jinja:
+            if not self.tokenizer.chat_template:
+                raise ArgumentError("--template_backend jinja renders with the model's own chat template, and this "
+                                    "model has none; drop it (or pass --template)")
+            return self.tokenizer.chat_template
         name = self.options.template
         if not self.options.use_chat_template:
             name = "default"
@@ -91,7 +98,7 @@ class Encoder:
         if self.system is not None and not (messages and messages[0]["role"] == "system"):
             messages.insert(0, {"role": "system", "content": self.system})
         tools = conversation.tools
-        if tools and not self.template_has_tools:
+        if tools and not self.template_has_tools and not self.jinja:  # jinja: the template decides, as in transformers
             return inline_tools(messages, tools, self.options.tools_prompt), None
         return messages, tools
 
