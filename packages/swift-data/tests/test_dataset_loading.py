@@ -549,3 +549,28 @@ def test_hugging_face_dataset_offline_is_a_clean_error(offline: None, dataset: s
     problems = argument_error(DataOptions(dataset=[dataset], use_hf=use_hf))
     assert len(problems) == 1
     assert problems[0].startswith("cannot load dataset 'swift-test-org/no-such-dataset'")
+
+
+def test_custom_dataset_info_registers_names_with_column_renames(tmp_path) -> None:
+    """--custom_dataset_info: a JSON file registers a name for a file (relative to the JSON) with renames."""
+    import json as _json
+
+    from swift_args import ArgumentError as _ArgumentError
+    from swift_data.datasets.load import DataOptions, load_dataset_rows
+
+    (tmp_path / "data").mkdir()
+    rows = [{"q": f"question {i}", "a": f"answer {i}"} for i in range(5)]
+    (tmp_path / "data" / "faq.jsonl").write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    info = tmp_path / "dataset_info.json"
+    info.write_text(_json.dumps([{"dataset_name": "my-faq", "dataset_path": "data/faq.jsonl",
+                                  "columns": {"q": "query", "a": "response"}}]))
+    loaded = load_dataset_rows(DataOptions(dataset=["my-faq#3"], split_dataset_ratio=0, custom_dataset_info=[str(info)]))
+    assert len(loaded.train) == 3 and all(set(r.data) == {"query", "response"} for r in loaded.train)
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"dataset_name": "x", "dataset_path": "nope.jsonl"}]')
+    with pytest.raises(_ArgumentError, match=r"bad.json\[0\]: dataset_path nope.jsonl does not exist"):
+        load_dataset_rows(DataOptions(dataset=["x"], custom_dataset_info=[str(bad)]))
+    broken = tmp_path / "broken.json"
+    broken.write_text('[\n{"dataset_name": "x",\n}]')
+    with pytest.raises(_ArgumentError, match=r"broken.json:3: not valid JSON"):
+        load_dataset_rows(DataOptions(dataset=["x"], custom_dataset_info=[str(broken)]))

@@ -108,8 +108,6 @@ REFUSALS: tuple[Refusal, ...] = (
             "sequence parallelism is not supported yet; drop it (--packing and gradient checkpointing help with "
             "long sequences)"),
     # --- data ----------------------------------------------------------------------------------------
-    Refusal(("custom_dataset_info",), MODEL_COMMANDS,
-            "registering dataset names from JSON is not supported yet; pass the dataset file or folder to --dataset"),
     Refusal(("download_mode",), MODEL_COMMANDS,
             "re-downloading hub datasets is not supported; delete the dataset's folder in the hub cache instead"),
     Refusal(("template_backend",), TRAINING, "the reference trains with the swift template only (jinja is for "
@@ -133,7 +131,8 @@ REFUSALS: tuple[Refusal, ...] = (
              "use_chat_template", "seed"), ("merge-lora",),
             "merge-lora does not generate; pass it to swift infer or swift deploy instead"),
     Refusal(("dataset", "val_dataset", "split_dataset_ratio", "data_seed", "dataset_num_proc", "streaming",
-             "enable_cache", "columns", "strict", "remove_unused_columns", "model_name", "model_author"),
+             "enable_cache", "columns", "strict", "remove_unused_columns", "model_name", "model_author",
+             "custom_dataset_info"),
             ("merge-lora",), "merge-lora reads no data; drop it"),
     Refusal(("quant_n_samples", "quant_batch_size", "group_size", "to_ollama", "push_to_hub", "hub_model_id",
              "hub_private_repo", "commit_message"), ("merge-lora",),

@@ -157,7 +157,10 @@ class DataArguments:
         hot=True,
         help="For self-cognition: the author in Chinese and English, e.g. --model_author 魔搭 ModelScope.",
     )
-    custom_dataset_info: list[str] = arg(factory=list, help="JSON files registering custom datasets.")
+    custom_dataset_info: list[str] = arg(
+        factory=list, help="JSON files registering dataset names: entries with dataset_name, dataset_path (relative "
+        "to the file), ms_dataset_id or hf_dataset_id, and columns renames; then --dataset NAME."
+    )
 
 
 LOSS_SCALES = ("default", "last_round", "all", "react", "agentflan", "alpha_umi", "qwen")

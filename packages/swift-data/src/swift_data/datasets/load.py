@@ -15,6 +15,7 @@ from swift_args.fields import pick_fields
 from swift_data.datasets.builtin import BUILTIN_DATASETS, find_builtin_dataset, read_builtin
 from swift_data.datasets.hub import read_hub_dataset
 from swift_data.datasets.readers import SUFFIXES, RawRow, check_subsets, files_in_folder, read_file
+from swift_data.datasets.registry import RegisteredDataset, find_registered, register_dataset_info
 from swift_data.datasets.sampling import sample_indices
 from swift_data.datasets.spec import DatasetSpec, parse_dataset_spec
 
@@ -32,6 +33,7 @@ class DataOptions:
     columns: dict[str, str] | None = None
     model_name: list[str] | None = None
     model_author: list[str] | None = None
+    custom_dataset_info: list[str] = field(default_factory=list)
 
     @classmethod
     def from_args(cls, args: Any) -> DataOptions:
@@ -51,7 +53,11 @@ def iter_spec_rows(spec: DatasetSpec, options: DataOptions) -> Iterator[RawRow]:
         )
 
 
-def _spec_rows(spec: DatasetSpec, options: DataOptions) -> Iterator[RawRow]:
+def _spec_rows(spec: DatasetSpec, options: DataOptions, registry: bool = True) -> Iterator[RawRow]:
+    registered = find_registered(spec.name) if spec.hub is None and registry else None
+    if registered is not None:
+        yield from _registered_rows(registered, spec, options)
+        return
     path = Path(spec.name).expanduser()
     # `all` is every subset; only hub datasets cannot be checked offline.
     asked = [s for s in spec.subsets if s != "all"]
@@ -72,6 +78,19 @@ def _spec_rows(spec: DatasetSpec, options: DataOptions) -> Iterator[RawRow]:
             f"--dataset {spec.name}: no such file or folder, not a built-in dataset ({names}) and not a hub id "
             f"(org/name); local files may be {', '.join(SUFFIXES)}"
         )
+
+
+def _registered_rows(dataset: RegisteredDataset, spec: DatasetSpec, options: DataOptions) -> Iterator[RawRow]:
+    """A --custom_dataset_info entry's rows, with its column renames applied."""
+    from swift_data.preprocess.formats import rename_columns
+
+    if dataset.path is not None:
+        where = DatasetSpec(str(dataset.path), None, spec.subsets, spec.sample)
+    else:
+        hub_id = dataset.hf_id if (options.use_hf and dataset.hf_id) or not dataset.hub_id else dataset.hub_id
+        where = DatasetSpec(hub_id, "HF" if hub_id == dataset.hf_id and dataset.hf_id else "MS", spec.subsets, spec.sample)
+    for row in _spec_rows(where, options, registry=False):
+        yield row if row.data is None else RawRow(row.where, rename_columns(row.data, dataset.columns), row.error)
 
 
 def _looks_like_hub_id(name: str) -> bool:
@@ -125,6 +144,7 @@ def load_dataset_rows(options: DataOptions) -> LoadedRows:
     Each dataset is split on its own (so a small dataset mixed with a large one is still in the
     validation set), unless --val_dataset is given.
     """
+    register_dataset_info(options.custom_dataset_info)  # before any name is looked up
     specs = [parse_dataset_spec(s) for s in options.dataset]
     val_specs = [parse_dataset_spec(s) for s in options.val_dataset]
     if options.streaming:
