@@ -15,7 +15,6 @@ REFUSED = [
     (["--train_type", "longlora"], "--train_type longlora"),
     (["--sequence_parallel_size", "2"], "--sequence_parallel_size 2"),
     (["--swanlab_project", "p"], "--swanlab_project p: takes effect with --report_to swanlab"),
-    (["--num_labels", "3"], "--num_labels 3"),
     (["--galore_quantization", "true"], "--galore_quantization true"),
     (["--save_safetensors", "false"], "--save_safetensors false"),
     (["--template_backend", "jinja"], "--template_backend jinja"),
@@ -199,3 +198,49 @@ def test_template_backend_jinja_is_for_inference_with_the_models_own_template():
         parse_args("infer", ["--model", "m", "--template_backend", "jinja", "--template", "chatml"])
     with pytest.raises(ArgumentError, match="trains with the swift template only"):
         parse_args("sft", ["--model", "m", "--template_backend", "jinja"])
+
+
+def _sentiment_rows(path):
+    good, bad = ["great", "wonderful", "excellent", "lovely"], ["awful", "terrible", "horrible", "dreadful"]
+    rows = [{"messages": [{"role": "user", "content": f"The film was {(good if i % 2 else bad)[i // 2 % 4]}."}],
+             "label": i % 2} for i in range(32)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_sequence_classification_learns_and_infer_predicts_labels(tmp_path, tiny_chat_model):
+    data = _sentiment_rows(tmp_path / "sentiment.jsonl")
+    out = tmp_path / "run"
+    trained = run_swift(*tiny_sft(tiny_chat_model, out, "--num_labels", "2", "--train_type", "full", "--max_steps", "30",
+                                  "--learning_rate", "3e-3", "--weight_decay", "0", "--lr_scheduler_type", "constant",
+                                  "--per_device_train_batch_size", "32", "--logging_steps", "10"),
+                        "--dataset", str(data))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    config = json.loads((out / "checkpoint-30" / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForSequenceClassification"]
+    assert json.loads((out / "args.json").read_text())["num_labels"] == 2  # infer takes it from there
+    results = tmp_path / "predicted.jsonl"
+    inferred = run_swift("infer", "--model", str(out / "checkpoint-30"), "--val_dataset", str(data),
+                         "--result_path", str(results))
+    assert inferred.returncode == 0, inferred.stderr[-2000:]
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(records) == 32 and all(abs(sum(r["probabilities"]) - 1) < 1e-4 for r in records)
+    assert sum(r["predicted"] == r["label"] for r in records) >= 29  # it learned the words, not one class
+    assert json.loads(results.with_suffix(".metric.json").read_text())["acc"] >= 0.9
+
+
+def test_sequence_classification_with_lora_saves_the_head_and_answers_interactively(tmp_path, tiny_chat_model):
+    data = _sentiment_rows(tmp_path / "sentiment.jsonl")
+    out = tmp_path / "run"
+    trained = run_swift(*tiny_sft(tiny_chat_model, out, "--num_labels", "2", "--max_steps", "2"), "--dataset", str(data))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    adapter = json.loads((out / "checkpoint-2" / "adapter_config.json").read_text())
+    assert adapter["task_type"] == "SEQ_CLS" and "score" in adapter["modules_to_save"]
+    answered = run_swift("infer", "--adapters", str(out / "checkpoint-2"), input="The film was great.\n")
+    assert answered.returncode == 0, answered.stderr[-2000:]
+    assert ">>> label " in answered.stdout and "probabilities [" in answered.stdout
+    bad = _sentiment_rows(tmp_path / "bad.jsonl")
+    bad.write_text(bad.read_text().replace('"label": 1', '"label": 5'))
+    refused = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "bad", "--num_labels", "2", "--max_steps", "2",
+                                  "--strict", "true"), "--dataset", str(bad))
+    assert refused.returncode == 2 and "label must be a class index 0..1" in refused.stderr

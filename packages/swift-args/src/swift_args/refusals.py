@@ -102,8 +102,9 @@ REFUSALS: tuple[Refusal, ...] = (
     Refusal(("model_kwargs",), MODEL_COMMANDS, when=lambda args, typed: bool(args.model_kwargs),
             why="(or the environment variables MAX_PIXELS, FPS_MAX_FRAMES, ...): these are read by multimodal "
             "models, which are not supported yet; unset them"),
-    Refusal(("task_type", "num_labels"), MODEL_COMMANDS, when=lambda args, typed: args.task_type != "causal_lm",
-            why="sequence classification (seq_cls) is not supported yet; every model loads as a causal LM"),
+    Refusal(("task_type", "num_labels"), ("deploy", "sample", "rlhf"), when=lambda args, typed: args.task_type != "causal_lm",
+            why="sequence classification trains with swift sft and answers through swift infer; this command "
+            "generates text"),
     Refusal(("sequence_parallel_size",), MODEL_COMMANDS,
             "sequence parallelism is not supported yet; drop it (--packing and gradient checkpointing help with "
             "long sequences)"),

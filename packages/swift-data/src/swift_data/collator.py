@@ -38,6 +38,10 @@ class Collator:
         return {k: torch.as_tensor(v)[None] for k, v in batch.items()}
 
     def pad(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if np.ndim(samples[0]["labels"]) == 0:  # sequence classification: one class per sample
+            batch = self.pad([{"input_ids": s["input_ids"], "labels": s["input_ids"]} for s in samples])
+            batch["labels"] = torch.as_tensor(np.array([s["labels"] for s in samples]))
+            return batch
         width = max(len(s["input_ids"]) for s in samples)
         fields = {"input_ids": self.pad_token_id, "labels": IGNORE, "attention_mask": 0}
         weighted = any("loss_scale" in s for s in samples)

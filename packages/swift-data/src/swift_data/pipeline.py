@@ -34,7 +34,7 @@ from swift_data.datasets.readers import RawRow
 from swift_data.models.cache import cache_root
 from swift_data.packing import pack_dataset
 from swift_data.preprocess.formats import rename_columns, to_conversation
-from swift_data.skips import SkipCounter, SkippedRow
+from swift_data.skips import WRONG_TYPES, SkipCounter, SkippedRow
 from swift_data.templates.encode import Encoder, EncoderOptions
 
 CHUNK_ROWS = 512
@@ -67,12 +67,29 @@ def encode_row(row: RawRow, encoder: Encoder, columns: dict[str, str] | None, ke
     if row.error is not None:
         raise row.error
     assert row.data is not None
-    conversation = to_conversation(rename_columns(row.data, columns), row.where, require_response)
+    data = rename_columns(row.data, columns)
+    if encoder.classifies:
+        return classification_sample(data, row.where, encoder)
+    conversation = to_conversation(data, row.where, require_response)
     sample = encoder.encode(conversation)
     encoded: dict[str, Any] = {k: np.asarray(v, dtype=np.float32 if k == "loss_scale" else np.int64) for k, v in sample.items()}
     if keep_row:
         encoded["row"] = row.data
     return encoded
+
+
+def classification_sample(data: dict[str, Any], where: str, encoder: Encoder) -> dict[str, Any]:
+    """--task_type seq_cls: the row's messages (or query) and its `label` column, a class index."""
+    label = data.get("label")
+    if isinstance(label, str) and label.strip().lstrip("-").isdigit():
+        label = int(label)
+    classes = encoder.options.num_labels
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < (classes or 0):
+        raise SkippedRow(WRONG_TYPES, f"label must be a class index 0..{(classes or 1) - 1} (--num_labels {classes}), "
+                                      f"got {label!r}")
+    rest = {k: v for k, v in data.items() if k != "label"}
+    ids = encoder.classification_ids(to_conversation(rest, where, require_response=False))
+    return {"input_ids": np.asarray(ids, dtype=np.int64), "labels": np.asarray(label, dtype=np.int64)}
 
 
 # -- eager encoding with worker processes ---------------------------------------------------

@@ -231,6 +231,10 @@ def run_infer(invocation: Invocation) -> int:
     launched = relaunch_under_torchrun(invocation, Path(args.result_path or "."), dataset_mode)
     if launched is not None:
         return launched
+    if args.task_type == "seq_cls":
+        from swift_infer.classify import run_classification
+
+        return run_classification(args, rows if dataset_mode else None)
     engine = load_engine(args)
     if dataset_mode:
         return run_dataset(engine, args, rows)

@@ -78,11 +78,16 @@ def load_model(args: Any, *, device: str | None = None, say: Any = None, info: M
         kwargs["quantization_config"] = quantization_config(args, dtype)
     if args.rope_scaling is not None:
         kwargs["config"] = scaled_rope_config(model_dir, args.rope_scaling, _rope_factor(args, info))
+    auto = AutoModelForCausalLM
+    if getattr(args, "task_type", "causal_lm") == "seq_cls":  # a classification head on the decoder's last token
+        from transformers import AutoModelForSequenceClassification as auto  # noqa: N813
+
+        kwargs["num_labels"] = args.num_labels
     try:
-        model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+        model = auto.from_pretrained(model_dir, **kwargs)
     except ValueError as exc:
         if "does not support" in str(exc) and args.attn_impl is None:
-            model = AutoModelForCausalLM.from_pretrained(model_dir, **{**kwargs, "attn_implementation": "eager"})
+            model = auto.from_pretrained(model_dir, **{**kwargs, "attn_implementation": "eager"})
         else:
             raise ArgumentError(f"cannot load {model_dir}: {str(exc).splitlines()[0]}") from None
     except ImportError as exc:  # an attention implementation whose package is missing, e.g. flash_attn
@@ -91,7 +96,10 @@ def load_model(args: Any, *, device: str | None = None, say: Any = None, info: M
         raise ArgumentError(f"cannot load the weights in {model_dir}: {str(exc).splitlines()[0]}") from None
     if args.device_map is None:
         model.to(device)
-    return LoadedModel(model, tokenizer if tokenizer is not None else load_tokenizer(model_dir), info, dtype)
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_dir)
+    if model.config.pad_token_id is None:  # classification finds each row's last token by the pad id
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return LoadedModel(model, tokenizer, info, dtype)
 
 
 def scaled_rope_config(model_dir: Any, kind: str, factor: float) -> Any:

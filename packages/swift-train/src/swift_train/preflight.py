@@ -41,8 +41,13 @@ def check_tuner_targets(args: Any, info: ModelInfo) -> None:
 
     try:
         config = AutoConfig.from_pretrained(info.model_dir)
+        auto = AutoModelForCausalLM
+        if args.task_type == "seq_cls":
+            from transformers import AutoModelForSequenceClassification as auto  # noqa: N813
+
+            config.num_labels = args.num_labels
         with torch.device("meta"):
-            skeleton = AutoModelForCausalLM.from_config(config)
+            skeleton = auto.from_config(config)
     except Exception:  # noqa: BLE001 - an architecture that cannot be built weightless is checked when it loads
         return
     from swift_train.tuners import ADAPTER_TUNERS

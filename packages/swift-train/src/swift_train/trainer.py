@@ -57,6 +57,8 @@ class SwiftTrainer(Seq2SeqTrainer):
     # -- loss and metrics ------------------------------------------------------------------
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+        if self.swift_args.task_type == "seq_cls":
+            return self._classification_loss(model, dict(inputs), return_outputs)
         inputs = dict(inputs)
         labels = inputs.pop("labels")
         loss_scale = inputs.pop("loss_scale", None)
@@ -97,6 +99,24 @@ class SwiftTrainer(Seq2SeqTrainer):
         else:
             self._eval_accuracy[0] += float(parts.correct.sum())
             self._eval_accuracy[1] += int(mask.sum())
+        return (loss, outputs) if return_outputs else loss
+
+    def _classification_loss(self, model, inputs: dict[str, Any], return_outputs: bool):  # noqa: ANN001
+        """--task_type seq_cls: cross-entropy of the class logits (the head reads each row's last token)."""
+        labels = inputs.pop("labels")
+        inputs.pop("loss_scale", None)
+        outputs = model(**inputs, use_cache=False)
+        logits = outputs.logits.float()
+        loss_sum = torch.nn.functional.cross_entropy(logits, labels.to(logits.device), reduction="sum")
+        # Per sample, averaged over the whole accumulated batch as transformers averages token losses.
+        loss = loss_sum / (labels.numel() * (self.args.gradient_accumulation_steps if self.model.training else 1))
+        correct = logits.argmax(-1).cpu() == labels.cpu()
+        target = self._accuracy if self.model.training else self._eval_accuracy
+        target[0] += float(correct.sum())
+        target[1] += correct.numel()
+        if self.model.training:
+            attention = inputs.get("attention_mask")
+            self.tokens_seen += int(attention.sum()) if attention is not None else inputs["input_ids"].numel()
         return (loss, outputs) if return_outputs else loss
 
     @staticmethod

@@ -96,7 +96,8 @@ class ModelArguments:
     model_type: str | None = arg(None, help="Model type; detected from config.json when not given.")
     model_revision: str | None = arg(None, help="Hub revision of the model.")
     task_type: Literal["causal_lm", "seq_cls"] = arg(
-        "causal_lm", help="causal_lm, or seq_cls (set automatically when --num_labels is given)."
+        "causal_lm", help="causal_lm, or seq_cls: a classification head reads each sample's last token, trained on "
+        "the rows' `label` column (class indices); set automatically when --num_labels is given."
     )
     torch_dtype: DTYPES | None = arg(
         None, hot=True, help="Weight dtype: float16, bfloat16 or float32. None: read from config.json."
@@ -104,7 +105,7 @@ class ModelArguments:
     attn_impl: Literal["flash_attn", "sdpa", "eager", "flex_attention"] | None = arg(
         None, help="Attention implementation. None: sdpa, or eager where the model does not support sdpa."
     )
-    num_labels: int | None = arg(None, help="Number of labels for classification models.")
+    num_labels: int | None = arg(None, help="Number of classes for --task_type seq_cls (2 or more).")
     rope_scaling: Literal["linear", "dynamic"] | None = arg(
         None, help="RoPE scaling type; use together with --max_length."
     )
@@ -119,6 +120,11 @@ class ModelArguments:
     def _resolve(self, passed: set[str]) -> None:
         if self.num_labels is not None and "task_type" not in passed:
             self.task_type = "seq_cls"
+
+    def _check(self) -> list[str]:
+        if self.task_type == "seq_cls" and (self.num_labels is None or self.num_labels < 2):
+            return [f"--task_type seq_cls needs --num_labels N (2 or more classes), got {self.num_labels}"]
+        return []
 
 
 @dataclass(kw_only=True)

@@ -91,6 +91,11 @@ class TrainArguments(ModelLoadingArguments, TrainerArguments, AllTunerArguments,
             which = "--streaming true" if self.streaming else "--lazy_tokenize true"
             problems.append(f"--packing true cannot be combined with {which}: packing needs every sample's length "
                             "before training; drop one of them")
+        if self.task_type == "seq_cls" and (self.packing or self.predict_with_generate):
+            which = "--packing" if self.packing else "--predict_with_generate"
+            problems.append(f"--task_type seq_cls classifies whole samples; drop {which}")
+        if self.task_type == "seq_cls" and self.train_type not in ("lora", "full"):
+            problems.append(f"--task_type seq_cls trains with --train_type lora or full (got {self.train_type})")
         if self.train_type == "full" and self.adapters:
             problems.append("--adapters cannot be combined with --train_type full; merge them first (swift merge-lora)")
         return problems

@@ -49,6 +49,8 @@ class EncoderOptions:
     tools_prompt: str = "react_en"
     use_chat_template: bool = True
     template_backend: str = "swift"  # jinja: the model's own template, messages and tools as they are (inference)
+    task_type: str = "causal_lm"  # seq_cls: one class label per sample, read from its last token
+    num_labels: int | None = None
 
     @classmethod
     def from_args(cls, args: Any) -> EncoderOptions:
@@ -153,6 +155,22 @@ class Encoder:
         return len(text[:end].rstrip())
 
     # -- encoding ----------------------------------------------------------------------------
+
+    @property
+    def classifies(self) -> bool:
+        return self.options.task_type == "seq_cls"
+
+    def classification_ids(self, conversation: Conversation) -> list[int]:
+        """Sequence classification: the conversation as the template renders it (no generation prompt), cut
+        to max_length by truncation_strategy; the model classifies from its last token."""
+        messages, tools = self.prepare_messages(conversation)
+        ids = list(self.tokenizer(self.render(messages, tools), add_special_tokens=False)["input_ids"])
+        limit = self.options.max_length
+        if limit is not None and len(ids) > limit:
+            if self.options.truncation_strategy == "delete":
+                raise SkippedRow(TOO_LONG, f"{len(ids)} tokens > max_length {limit}")
+            ids = ids[-limit:] if self.options.truncation_strategy == "left" else ids[:limit]
+        return ids
 
     def encode(self, conversation: Conversation) -> dict[str, list]:
         if conversation.is_text:

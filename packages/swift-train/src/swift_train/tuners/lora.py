@@ -23,7 +23,8 @@ def lora_config(args: Any, model: Any = None) -> Any:
     if isinstance(targets, list) and targets == ["all-linear"]:
         targets = "all-linear"  # peft's own keyword: every linear layer except the output head
     return LoraConfig(
-        task_type=TaskType.CAUSAL_LM,
+        # SEQ_CLS: peft also trains and saves the new classification head (score) beside the adapters.
+        task_type=TaskType.SEQ_CLS if getattr(args, "task_type", "causal_lm") == "seq_cls" else TaskType.CAUSAL_LM,
         r=args.lora_rank,
         lora_alpha=args.lora_alpha,
         lora_dropout=args.lora_dropout,
