@@ -96,7 +96,7 @@ def refused_fields(command: str) -> set[str]:
 REFUSALS: tuple[Refusal, ...] = (
     # --- model loading -------------------------------------------------------------------------------
     Refusal(("tuner_backend",), MODEL_COMMANDS, values=("unsloth",),  # complete: peft is the only other value
-            why="unsloth is not supported by this release (it needs its own CUDA build); drop it: peft is the default"),
+            why="unsloth is not integrated in this release; drop it: peft is the default"),
     Refusal(("local_repo_path",), MODEL_COMMANDS, "no model family supported here needs a GitHub clone; drop it"),
     Refusal(("max_pixels", "norm_bbox"), MODEL_COMMANDS, MULTIMODAL),
     Refusal(("model_kwargs",), MODEL_COMMANDS, when=lambda args, typed: bool(args.model_kwargs),
