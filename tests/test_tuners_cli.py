@@ -244,3 +244,17 @@ def test_sequence_classification_with_lora_saves_the_head_and_answers_interactiv
     refused = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "bad", "--num_labels", "2", "--max_steps", "2",
                                   "--strict", "true"), "--dataset", str(bad))
     assert refused.returncode == 2 and "label must be a class index 0..1" in refused.stderr
+
+
+@pytest.mark.parametrize("command, argv, said", [
+    ("sft", ["--init_weights", "LoftQ"], "--init_weights LoftQ: this initialisation is not supported yet"),
+    ("sft", ["--init_weights", "pissa", "--load_best_model_at_end", "true"], "drop --load_best_model_at_end"),
+    ("sft", ["--init_weights", "lora-ga", "--streaming", "true", "--max_steps", "3"], "not with --streaming"),
+    ("deploy", ["--val_dataset", "x.jsonl"], "swift deploy answers requests and reads no dataset"),
+    ("deploy", ["--num_labels", "2"], "this command generates text"),
+])
+def test_combinations_that_cannot_work_are_refused_while_parsing(command, argv, said):
+    from swift_args import ArgumentError, parse_args
+
+    with pytest.raises(ArgumentError, match=said):
+        parse_args(command, ["--model", "m", *argv], warn=lambda _: None)

@@ -110,8 +110,8 @@ def test_an_adapter_whose_init_moves_the_base_is_saved_for_the_original_model(tm
     torch.testing.assert_close(logits(reloaded), logits(model), atol=1e-4, rtol=1e-4)
 
 
-def test_lora_ga_initialises_from_the_gradient():
-    args = sft("--init_weights", "lora-ga", "--lora_rank", "4", "--target_modules", "q_proj", "--output_dir", "unused")
+def test_lora_ga_initialises_from_the_gradient(tmp_path):
+    args = sft("--init_weights", "lora-ga", "--lora_rank", "4", "--target_modules", "q_proj", "--output_dir", str(tmp_path))
     plain = prepare_lora(tiny_llama(), sft("--lora_rank", "4", "--target_modules", "q_proj"))
     ga = prepare_lora(tiny_llama(), args, samples([12, 9, 15, 11]))
     b = {n: p for n, p in ga.named_parameters() if "lora_B" in n}
@@ -184,3 +184,12 @@ def test_galore_projects_the_attention_and_mlp_gradients(tmp_path):
     targets = {names[id(p)] for p in projected[0]["params"]}
     assert targets and all(".self_attn." in n or ".mlp." in n for n in targets)
     assert all("projector" in optimizer.state[p] for p in projected[0]["params"])  # low-rank state, not full Adam
+
+
+def test_lisa_tells_ddp_that_frozen_layers_have_no_gradient(tmp_path):
+    """Under DDP a layer LISA froze gets no gradient; DDP must be told to expect that."""
+    from swift_train.training_args import hf_training_args
+
+    lisa = hf_training_args(sft("--train_type", "full", "--lisa_activated_layers", "1"), tmp_path, torch.float32, False)
+    plain = hf_training_args(sft("--train_type", "full"), tmp_path, torch.float32, False)
+    assert lisa.ddp_find_unused_parameters is True and plain.ddp_find_unused_parameters is None

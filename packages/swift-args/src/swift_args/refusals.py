@@ -57,7 +57,8 @@ class Refusal:
         if self.when is not None:
             return self.when(args, typed)
         if self.values:
-            return name in typed and getattr(args, name) in self.values
+            value = getattr(args, name)
+            return name in typed and (value.lower() if isinstance(value, str) else value) in self.values
         return _differs(name)(args, typed)
 
 
@@ -122,6 +123,10 @@ REFUSALS: tuple[Refusal, ...] = (
             "applies to training batches; inference pads on the left itself"),
     Refusal(("dataset_num_proc", "enable_cache", "remove_unused_columns"), INFERENCE,
             "applies to training's preprocessing; inference reads each row as it is"),
+    Refusal(("dataset", "val_dataset", "split_dataset_ratio", "data_seed", "streaming", "columns", "strict",
+             "model_name", "model_author", "custom_dataset_info", "result_path", "metric", "val_dataset_sample",
+             "load_data_args"), ("deploy",),
+            "swift deploy answers requests and reads no dataset; run swift infer --val_dataset for a dataset"),
     Refusal(("rollout_depth", "rollout_start_depth", "max_iterations", "process_reward_rate", "exploration_rate"),
             ("sample",), "these are MCTS options, and --sampler_type mcts is not supported yet"),
     Refusal(("api_key", "base_url"), ("sample",),
@@ -141,7 +146,8 @@ REFUSALS: tuple[Refusal, ...] = (
     Refusal(("merge_lora",), ("merge-lora",), "merge-lora always merges; drop it"),
     # --- training ------------------------------------------------------------------------------------
     Refusal(("swanlab_token", "swanlab_project", "swanlab_workspace", "swanlab_exp_name", "swanlab_mode"), TRAINING,
-            when=lambda args, typed: "swanlab" not in args.report_to and any(n.startswith("swanlab_") for n in typed),
+            when=lambda args, typed: not {"swanlab", "all"} & set(args.report_to)
+            and any(n.startswith("swanlab_") for n in typed),
             complete=False, why="takes effect with --report_to swanlab; add it (with --swanlab_mode local offline)"),
     Refusal(("top_k", "top_p", "repetition_penalty", "num_beams", "stream", "stop_words", "logprobs", "top_logprobs"),
             TRAINING, "training's --predict_with_generate decodes greedily with --max_new_tokens and --temperature "

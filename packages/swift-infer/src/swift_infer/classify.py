@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from swift_data.preprocess.conversation import Conversation
 from swift_data.preprocess.formats import rename_columns, to_conversation
-from swift_data.skips import SkipCounter, SkippedRow
+from swift_data.skips import WRONG_TYPES, SkipCounter, SkippedRow
 from swift_data.templates.encode import Encoder, EncoderOptions
 
 
@@ -74,6 +74,8 @@ def _over_dataset(classifier: Classifier, args: Any, rows: list[Any]) -> int:
                     raise row.error
                 data = rename_columns(row.data, args.columns)
                 label = data.get("label")
+                if label is not None and not str(label).strip().lstrip("-").isdigit():
+                    raise SkippedRow(WRONG_TYPES, f"label must be a class index, got {label!r}")
                 conversation = to_conversation({k: v for k, v in data.items() if k != "label"}, row.where,
                                                require_response=False)
                 result = answer(classifier.probabilities(conversation))

@@ -7,6 +7,7 @@ Run as: swift infer --adapters output/<model>/vN-.../checkpoint-N     (interacti
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,11 @@ def load_engine(args: Any, serve: bool = False) -> PtEngine:
     loaded = load_model(args)
     model = load_adapters(loaded.model, pairs)
     default = pairs[0][0] if pairs else None
-    if pairs and not mixes_adapters(model) and len(pairs) > 1:
-        raise ArgumentError("--adapters: only LoRA adapters can be loaded side by side; AdaLoRA, VeRA, BOFT and "
-                            "FourierFT adapters are served one per process")
+    if pairs and not mixes_adapters(model) and (len(pairs) > 1 or serve):
+        # Requests choose an adapter per row (or the base model); peft does that for LoRA only.
+        raise ArgumentError("--adapters: AdaLoRA, VeRA, BOFT and FourierFT adapters cannot be chosen per request "
+                            "beside the base model or other adapters; add --merge_lora true to serve the merged model, "
+                            "or load one with swift infer")
     if serve and pairs and mixes_adapters(model):
         default = next((name for name, _, named in pairs if not named), BASE_MODEL)
     return PtEngine(model, loaded.tokenizer, Encoder(loaded.tokenizer, EncoderOptions.from_args(args)),
@@ -227,6 +230,8 @@ def run_infer(invocation: Invocation) -> int:
     if dataset_mode:  # the data and where its answers go are checked before any weights load
         check_writable_dir(Path(args.result_path).parent, "--result_path")
         rows = dataset_rows(args)
+    if args.task_type == "seq_cls" and int(os.environ.get("NPROC_PER_NODE", "1")) > 1:
+        raise ArgumentError("--task_type seq_cls: classification runs in one process; unset NPROC_PER_NODE")
     merge_for_inference(args)  # once, before any torchrun workers start
     launched = relaunch_under_torchrun(invocation, Path(args.result_path or "."), dataset_mode)
     if launched is not None:

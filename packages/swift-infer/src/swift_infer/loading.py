@@ -82,7 +82,10 @@ def load_model(args: Any, *, device: str | None = None, say: Any = None, info: M
     if getattr(args, "task_type", "causal_lm") == "seq_cls":  # a classification head on the decoder's last token
         from transformers import AutoModelForSequenceClassification as auto  # noqa: N813
 
-        kwargs["num_labels"] = args.num_labels
+        if "config" in kwargs:  # --rope_scaling's config: the class count goes there, not to the constructor
+            kwargs["config"].num_labels = args.num_labels
+        else:
+            kwargs["num_labels"] = args.num_labels
     try:
         model = auto.from_pretrained(model_dir, **kwargs)
     except ValueError as exc:
@@ -140,6 +143,8 @@ def check_quantization(args: Any) -> None:
     if args.quant_method is None:
         return
     package, extra, bits = QUANT_METHODS[args.quant_method]
+    if args.quant_bits is None and args.quant_method != "bnb":  # hqq's default is 4 bits, eetq is int8 only
+        args.quant_bits = 4 if args.quant_method == "hqq" else 8
     if importlib.util.find_spec(package) is None:
         raise ArgumentError(f"--quant_method {args.quant_method} needs {package}: pip install 'swift-infer[{extra}]'")
     if args.quant_bits not in bits:

@@ -59,12 +59,12 @@ def check_tuner_targets(args: Any, info: ModelInfo) -> None:
 
     from swift_train.tuners import tuner_config
 
-    tuner = tuner_config(args, skeleton)
-    if hasattr(tuner, "init_lora_weights"):
-        tuner.init_lora_weights = False
-    if hasattr(tuner, "lora_ga_config"):
-        tuner.lora_ga_config = None
     try:
+        tuner = tuner_config(args, skeleton)
+        if hasattr(tuner, "init_lora_weights"):
+            tuner.init_lora_weights = False
+        if hasattr(tuner, "lora_ga_config"):
+            tuner.lora_ga_config = None
         get_peft_model(skeleton, tuner)
     except (ValueError, TypeError, AssertionError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -13,13 +13,17 @@ MODES = {"cloud": "online", "local": "local"}  # the reference's names -> swanla
 
 
 def reports_to_swanlab(args: Any) -> bool:
-    return "swanlab" in (args.report_to or [])
+    """--report_to swanlab, or all (transformers' every installed integration) with swanlab installed."""
+    import importlib.util
+
+    asked = set(args.report_to or [])
+    return "swanlab" in asked or ("all" in asked and importlib.util.find_spec("swanlab") is not None)
 
 
 def check_swanlab(args: Any) -> None:
     import importlib.util
 
-    if reports_to_swanlab(args) and importlib.util.find_spec("swanlab") is None:
+    if "swanlab" in (args.report_to or []) and importlib.util.find_spec("swanlab") is None:
         raise ArgumentError("--report_to swanlab needs swanlab: pip install 'swift-train[swanlab]'")
 
 

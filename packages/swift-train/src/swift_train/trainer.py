@@ -91,7 +91,9 @@ class SwiftTrainer(Seq2SeqTrainer):
         if self.swift_args.train_type == "adalora" and self.model.training:
             from swift_train.tuners.peft_tuners import orthogonal_regularisation
 
-            loss = loss + orthogonal_regularisation(self.accelerator.unwrap_model(model))
+            # Once per optimizer step, like the loss: each micro step adds its share.
+            steps = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+            loss = loss + orthogonal_regularisation(self.accelerator.unwrap_model(model)) / steps
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients over processes
         if self.model.training:
@@ -109,7 +111,8 @@ class SwiftTrainer(Seq2SeqTrainer):
         logits = outputs.logits.float()
         loss_sum = torch.nn.functional.cross_entropy(logits, labels.to(logits.device), reduction="sum")
         # Per sample, averaged over the whole accumulated batch as transformers averages token losses.
-        loss = loss_sum / (labels.numel() * (self.args.gradient_accumulation_steps if self.model.training else 1))
+        steps = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+        loss = loss_sum / (labels.numel() * (steps if self.model.training else 1))
         correct = logits.argmax(-1).cpu() == labels.cpu()
         target = self._accuracy if self.model.training else self._eval_accuracy
         target[0] += float(correct.sum())

@@ -52,6 +52,8 @@ def hf_training_args(args: Any, run_dir: Path, dtype: torch.dtype, has_eval: boo
         values["train_sampling_strategy"] = "group_by_length"
     if args.use_galore:
         values.update(galore_settings(args))
+    if args.lisa_activated_layers and args.ddp_find_unused_parameters is None:
+        values["ddp_find_unused_parameters"] = True  # LISA's frozen layers get no gradient in a step
     if args.logging_dir:
         os.environ["TENSORBOARD_LOGGING_DIR"] = args.logging_dir  # transformers 5 reads it from there
     return Seq2SeqTrainingArguments(**{k: v for k, v in values.items() if k in known})

@@ -91,6 +91,14 @@ class TrainArguments(ModelLoadingArguments, TrainerArguments, AllTunerArguments,
             which = "--streaming true" if self.streaming else "--lazy_tokenize true"
             problems.append(f"--packing true cannot be combined with {which}: packing needs every sample's length "
                             "before training; drop one of them")
+        init = self.init_weights.lower()
+        if (init in ("pissa", "olora", "lora-ga") or init.startswith("pissa_niter_")) and self.load_best_model_at_end:
+            problems.append(f"--init_weights {self.init_weights} saves checkpoints converted for the original model "
+                            "(rank 2r), which cannot be loaded back into the training model; drop --load_best_model_at_end "
+                            "and pick the best checkpoint from the log")
+        if init == "lora-ga" and (self.streaming or self.task_type == "seq_cls"):
+            which = "--streaming" if self.streaming else "--task_type seq_cls"
+            problems.append(f"--init_weights lora-ga estimates gradients on encoded chat samples; not with {which}")
         if self.task_type == "seq_cls" and (self.packing or self.predict_with_generate):
             which = "--packing" if self.packing else "--predict_with_generate"
             problems.append(f"--task_type seq_cls classifies whole samples; drop {which}")

@@ -87,8 +87,8 @@ def _registered_rows(dataset: RegisteredDataset, spec: DatasetSpec, options: Dat
     if dataset.path is not None:
         where = DatasetSpec(str(dataset.path), None, spec.subsets, spec.sample)
     else:
-        hub_id = dataset.hf_id if (options.use_hf and dataset.hf_id) or not dataset.hub_id else dataset.hub_id
-        where = DatasetSpec(hub_id, "HF" if hub_id == dataset.hf_id and dataset.hf_id else "MS", spec.subsets, spec.sample)
+        on_hf = bool(dataset.hf_id) and (options.use_hf or not dataset.hub_id)
+        where = DatasetSpec(dataset.hf_id if on_hf else dataset.hub_id, "HF" if on_hf else "MS", spec.subsets, spec.sample)
     for row in _spec_rows(where, options, registry=False):
         yield row if row.data is None else RawRow(row.where, rename_columns(row.data, dataset.columns), row.error)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from swift_args import ArgumentError
@@ -64,7 +65,7 @@ def prepare_lora(model: Any, args: Any, train_data: Any = None) -> Any:
         except ValueError as exc:
             raise ArgumentError(f"LoRA: {str(exc).splitlines()[0]} (check --target_modules / --target_regex)") from None
         name_base_portably(model, args.model)
-        if moves_base_weights(args):
+        if moves_base_weights(args) and os.environ.get("RANK", "0") == "0":  # only rank 0 saves checkpoints
             save_initial_adapter(model, initial_adapter_dir(args))
     name_base_portably(model, args.model)
     if args.lora_dtype is not None:
