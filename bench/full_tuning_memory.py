@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_throughput import STEPS, WARM, save_model, write_text_rows  # noqa: E402
+from train_throughput import STEPS, WARM, run_logged, save_model, write_text_rows  # noqa: E402
 
 VARIANTS = {
     "full": [],
@@ -39,11 +38,10 @@ def run(model_dir: Path, data: Path, seq: int, batch: int, out: Path, extra: lis
                "--learning_rate", "1e-5", "--save_strategy", "no", "--report_to", "none", "--split_dataset_ratio", "0",
                "--output_dir", str(out), "--add_version", "false", "--disable_tqdm", "true",
                "--dataloader_num_workers", "2", "--gradient_checkpointing", "true", *extra]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        return {"error": result.stderr[-1500:]}
-    log = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
-    steps = {r["global_step"]: r for r in log if "loss" in r}
+    ran = run_logged(command, out)
+    if isinstance(ran, dict):
+        return ran
+    steps, log = ran
     seconds = steps[STEPS]["elapsed_s"] - steps[WARM]["elapsed_s"]
     return {"tok_s": round((STEPS - WARM) * batch * seq / seconds), "peak_gib": max(r.get("memory_gib", 0) for r in log),
             "loss_first": steps[1]["loss"], "loss_last": steps[STEPS]["loss"]}

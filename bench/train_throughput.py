@@ -91,16 +91,24 @@ def run_swift_packed(model_dir: Path, data: Path, seq: int, batch: int, out: Pat
                "--report_to", "none", "--split_dataset_ratio", "0", "--output_dir", str(out), "--add_version", "false",
                "--disable_tqdm", "true", "--dataloader_num_workers", "2", "--gradient_checkpointing", "true",
                *os.environ.get("SWIFT_BENCH_EXTRA", "").split()]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        return {"error": result.stderr[-1500:]}
-    log = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
-    steps = {r["global_step"]: r for r in log if "loss" in r}
+    ran = run_logged(command, out)
+    if isinstance(ran, dict):
+        return ran
+    steps, log = ran
     timed = [(steps[s]["elapsed_s"] - steps[s - 1]["elapsed_s"], steps[s]["tokens_per_s"]) for s in range(WARM + 1, STEPS + 1)]
     seconds = sum(t for t, _ in timed)
     tokens = sum(t * rate for t, rate in timed)
     return {"real_tok_s": round(tokens / seconds), "peak_gib": max(r.get("memory_gib", 0) for r in log),
             "step_s": round(seconds / len(timed), 3)}
+
+
+def run_logged(command: list[str], out: Path) -> tuple[dict, list] | dict:
+    """Run one `swift` command; (its per-step records by global_step, the whole log), or {"error": stderr tail}."""
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        return {"error": result.stderr[-1500:]}
+    log = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
+    return {r["global_step"]: r for r in log if "loss" in r}, log
 
 
 def run_swift(model_dir: Path, data: Path, seq: int, batch: int, out: Path, gpu: bool) -> dict:
@@ -113,11 +121,10 @@ def run_swift(model_dir: Path, data: Path, seq: int, batch: int, out: Path, gpu:
                *os.environ.get("SWIFT_BENCH_EXTRA", "").split()]
     if not gpu:
         command += ["--torch_dtype", "float32"]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        return {"error": result.stderr[-1500:]}
-    log = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
-    steps = {r["global_step"]: r for r in log if "loss" in r}
+    ran = run_logged(command, out)
+    if isinstance(ran, dict):
+        return ran
+    steps, log = ran
     seconds = steps[STEPS]["elapsed_s"] - steps[WARM]["elapsed_s"]
     memory = max((r.get("memory_gib", 0) for r in log), default=0) if gpu else _rss_gib(resource.RUSAGE_CHILDREN)
     return {"tok_s": round((STEPS - WARM) * batch * seq / seconds), "peak_gib": memory, "step_s": round(seconds / (STEPS - WARM), 3)}

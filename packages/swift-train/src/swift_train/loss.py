@@ -127,15 +127,19 @@ def _chunk_loss(output: torch.nn.Module, hidden: torch.Tensor, targets: torch.Te
     return per_token.sum(), logits.detach().argmax(-1)
 
 
+def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token cross-entropy of already shifted logits (0 where the target is IGNORE), times `weights` if given."""
+    per_token = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORE, reduction="none"
+    ).view_as(targets)
+    return per_token * weights.to(per_token) if weights is not None else per_token
+
+
 def full_token_loss(logits: torch.Tensor, labels: torch.Tensor, loss_scale: torch.Tensor | None = None) -> TokenLoss:
     """The same sums from full logits: the fallback, and the reference the chunked path is tested against."""
     logits = logits[:, :-1]
     targets = labels[:, 1:].to(logits.device)
-    per_token = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORE, reduction="none"
-    ).view_as(targets)
-    if loss_scale is not None:
-        per_token = per_token * loss_scale[:, 1:].to(per_token)
+    per_token = token_cross_entropy(logits, targets, loss_scale[:, 1:] if loss_scale is not None else None)
     mask = targets != IGNORE
     with torch.no_grad():
         correct = (logits.argmax(-1) == targets) & mask

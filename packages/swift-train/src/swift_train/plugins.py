@@ -38,14 +38,9 @@ MetricFn = Callable[[list[str], list[str]], dict[str, float]]
 
 def cross_entropy(logits: Any, labels: Any, loss_scale: Any) -> tuple[Any, Any]:
     """Token cross-entropy (weighted by loss_scale where given): the trainer's own loss, by name."""
-    import torch.nn.functional as F
+    from swift_train.loss import IGNORE, token_cross_entropy
 
-    mask = labels != -100
-    per_token = F.cross_entropy(logits.float().flatten(0, 1), labels.clamp(min=0).flatten(), reduction="none")
-    per_token = per_token.view_as(labels) * mask
-    if loss_scale is not None:
-        per_token = per_token * loss_scale
-    return per_token.sum(), mask.sum()
+    return token_cross_entropy(logits, labels, loss_scale).sum(), (labels != IGNORE).sum()
 
 
 def lora_plus(model: Any, args: Any) -> Any:

@@ -92,8 +92,7 @@ class SwiftTrainer(Seq2SeqTrainer):
             from swift_train.tuners.peft_tuners import orthogonal_regularisation
 
             # Once per optimizer step, like the loss: each micro step adds its share.
-            steps = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
-            loss = loss + orthogonal_regularisation(self.accelerator.unwrap_model(model)) / steps
+            loss = loss + orthogonal_regularisation(self.accelerator.unwrap_model(model)) / self._accumulation_steps
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients over processes
         if self.model.training:
@@ -103,6 +102,11 @@ class SwiftTrainer(Seq2SeqTrainer):
             self._eval_accuracy[1] += int(mask.sum())
         return (loss, outputs) if return_outputs else loss
 
+    @property
+    def _accumulation_steps(self) -> int:
+        """Micro steps in the current optimizer step (the last window of an epoch may be shorter)."""
+        return getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+
     def _classification_loss(self, model, inputs: dict[str, Any], return_outputs: bool):  # noqa: ANN001
         """--task_type seq_cls: cross-entropy of the class logits (the head reads each row's last token)."""
         labels = inputs.pop("labels")
@@ -111,8 +115,7 @@ class SwiftTrainer(Seq2SeqTrainer):
         logits = outputs.logits.float()
         loss_sum = torch.nn.functional.cross_entropy(logits, labels.to(logits.device), reduction="sum")
         # Per sample, averaged over the whole accumulated batch as transformers averages token losses.
-        steps = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
-        loss = loss_sum / (labels.numel() * (steps if self.model.training else 1))
+        loss = loss_sum / (labels.numel() * (self._accumulation_steps if self.model.training else 1))
         correct = logits.argmax(-1).cpu() == labels.cpu()
         target = self._accuracy if self.model.training else self._eval_accuracy
         target[0] += float(correct.sum())

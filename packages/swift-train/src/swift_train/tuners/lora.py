@@ -15,14 +15,27 @@ def _init_weights(value: str) -> bool | str:
     return {"true": True, "false": False, "lora-ga": "lora_ga"}.get(low, low)
 
 
-def lora_config(args: Any, model: Any = None) -> Any:
-    from peft import LoraConfig, TaskType
-
+def module_selection(args: Any, model: Any = None) -> dict[str, Any]:
+    """peft's target_modules / modules_to_save / exclude_modules from --target_modules, --target_regex,
+    --modules_to_save and (multimodal models) the parts --freeze_* leave out; shared by every peft tuner."""
     from swift_train.tuners.parts import frozen_linear_modules
 
     targets: Any = args.target_regex or args.target_modules
     if isinstance(targets, list) and targets == ["all-linear"]:
         targets = "all-linear"  # peft's own keyword: every linear layer except the output head
+    chosen = {"target_modules": targets, "modules_to_save": args.modules_to_save or None}
+    excluded = frozen_linear_modules(model, args) if model is not None else []
+    if excluded:  # multimodal models: no tuner in the frozen parts
+        if args.train_type == "vera":
+            raise ArgumentError("--train_type vera cannot leave out the frozen parts of a multimodal model "
+                                "(peft's VeRA has no exclude_modules); use --target_regex to pick the LLM's layers")
+        chosen["exclude_modules"] = excluded
+    return chosen
+
+
+def lora_config(args: Any, model: Any = None) -> Any:
+    from peft import LoraConfig, TaskType
+
     return LoraConfig(
         # SEQ_CLS: peft also trains and saves the new classification head (score) beside the adapters.
         task_type=TaskType.SEQ_CLS if getattr(args, "task_type", "causal_lm") == "seq_cls" else TaskType.CAUSAL_LM,
@@ -30,14 +43,11 @@ def lora_config(args: Any, model: Any = None) -> Any:
         lora_alpha=args.lora_alpha,
         lora_dropout=args.lora_dropout,
         bias=args.lora_bias,
-        target_modules=targets,
-        modules_to_save=args.modules_to_save or None,
         use_dora=args.use_dora,
         use_rslora=args.use_rslora,
         init_lora_weights=_init_weights(args.init_weights),
-        # Multimodal models: no LoRA in the parts --freeze_llm / --freeze_vit / --freeze_aligner name.
-        exclude_modules=(frozen_linear_modules(model, args) or None) if model is not None else None,
         lora_ga_config=_lora_ga_config(args),
+        **module_selection(args, model),
     )
 
 
@@ -64,10 +74,9 @@ def prepare_lora(model: Any, args: Any, train_data: Any = None) -> Any:
             model = get_peft_model(model, config)
         except ValueError as exc:
             raise ArgumentError(f"LoRA: {str(exc).splitlines()[0]} (check --target_modules / --target_regex)") from None
-        name_base_portably(model, args.model)
-        if moves_base_weights(args) and os.environ.get("RANK", "0") == "0":  # only rank 0 saves checkpoints
-            save_initial_adapter(model, initial_adapter_dir(args))
     name_base_portably(model, args.model)
+    if moves_base_weights(args) and os.environ.get("RANK", "0") == "0":  # only rank 0 saves checkpoints
+        save_initial_adapter(model, initial_adapter_dir(args))
     if args.lora_dtype is not None:
         for name, parameter in model.named_parameters():
             if "lora_" in name:

@@ -15,27 +15,11 @@ PEFT_TUNERS = ("adalora", "vera", "boft", "fourierft")
 
 def tuner_config(args: Any, model: Any = None) -> Any:
     """The peft config --train_type asks for (LoRA's included)."""
-    from swift_train.tuners.lora import lora_config
+    from swift_train.tuners.lora import lora_config, module_selection
 
     if args.train_type == "lora":
         return lora_config(args, model)
-    return _BUILDERS[args.train_type](args, _targets(args, model))
-
-
-def _targets(args: Any, model: Any) -> dict[str, Any]:
-    from swift_train.tuners.parts import frozen_linear_modules
-
-    targets: Any = args.target_regex or args.target_modules
-    if isinstance(targets, list) and targets == ["all-linear"]:
-        targets = "all-linear"  # peft's own keyword: every linear layer except the output head
-    chosen = {"target_modules": targets, "modules_to_save": args.modules_to_save or None}
-    excluded = frozen_linear_modules(model, args) if model is not None else []
-    if excluded:  # multimodal models: no tuner in the frozen parts
-        if args.train_type == "vera":
-            raise ArgumentError("--train_type vera cannot leave out the frozen parts of a multimodal model "
-                                "(peft's VeRA has no exclude_modules); use --target_regex to pick the LLM's layers")
-        chosen["exclude_modules"] = excluded
-    return chosen
+    return _BUILDERS[args.train_type](args, module_selection(args, model))
 
 
 def _adalora(args: Any, targets: dict[str, Any]) -> Any:
