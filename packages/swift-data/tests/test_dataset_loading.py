@@ -574,3 +574,34 @@ def test_custom_dataset_info_registers_names_with_column_renames(tmp_path) -> No
     broken.write_text('[\n{"dataset_name": "x",\n}]')
     with pytest.raises(_ArgumentError, match=r"broken.json:3: not valid JSON"):
         load_dataset_rows(DataOptions(dataset=["x"], custom_dataset_info=[str(broken)]))
+
+
+@pytest.fixture
+def cached_hub_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: None) -> str:
+    """'alice/tiny', cached by `datasets` as if downloaded earlier; the hub is off (HF_HUB_OFFLINE)."""
+    import datasets
+    import datasets.config
+
+    cache = tmp_path / "datasets-cache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    source = write_jsonl(tmp_path / "tiny.jsonl", qa_rows(2, "cached"))
+    datasets.load_dataset("json", data_files=str(source), split="train")  # prepares an arrow cache we can move
+    prepared = next((cache / "json").glob("default-*/0.0.0/*/"))
+    target = cache / "alice___tiny" / "default" / "0.0.0" / prepared.name
+    target.parent.mkdir(parents=True)
+    prepared.rename(target)
+    (target / "json-train.arrow").rename(target / "tiny-train.arrow")
+    return "HF::alice/tiny"
+
+
+def test_download_mode_force_redownload_refuses_a_silent_cache_hit(cached_hub_dataset: str) -> None:
+    """`datasets` falls back to its cache when the hub is off or unreachable, even under force_redownload.
+
+    The default mode reuses the cached rows; force_redownload must fetch them again or say it cannot.
+    """
+    loaded = load(cached_hub_dataset)
+    assert [row.data["query"] for row in loaded.train] == ["cached question 0", "cached question 1"]
+    problems = argument_error(DataOptions(dataset=[cached_hub_dataset], download_mode="force_redownload"))
+    assert len(problems) == 1
+    assert problems[0].startswith("--download_mode force_redownload: cannot download dataset 'alice/tiny' again")
+    assert "drop the option to use the cached copy" in problems[0]

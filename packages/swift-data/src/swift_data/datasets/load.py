@@ -30,6 +30,7 @@ class DataOptions:
     data_seed: int = 42
     streaming: bool = False
     use_hf: bool = False
+    download_mode: str = "reuse_dataset_if_exists"
     columns: dict[str, str] | None = None
     model_name: list[str] | None = None
     model_author: list[str] | None = None
@@ -71,7 +72,7 @@ def _spec_rows(spec: DatasetSpec, options: DataOptions, registry: bool = True) -
         check_subsets(builtin.name, asked, builtin.subsets)
         yield from read_builtin(builtin, options.model_name, options.model_author)
     elif spec.hub is not None or _looks_like_hub_id(spec.name):
-        yield from read_hub_dataset(spec, options.use_hf, options.streaming)
+        yield from read_hub_dataset(spec, options.use_hf, options.streaming, options.download_mode)
     else:
         names = ", ".join(BUILTIN_DATASETS)
         raise ArgumentError(
