@@ -21,18 +21,18 @@ def trainable(model: torch.nn.Module) -> set[str]:
     return {name for name, p in model.named_parameters() if p.requires_grad}
 
 
-def run(model, tmp_path, swift_args, steps: int = 3, callbacks=(), **hf):
+def run(model, tmp_path, swift_args, steps: int = 3, callbacks=(), resume: str | None = None, **hf):
     """Train `model` for `steps` optimizer steps on tiny random samples; returns the trainer."""
-    args = Seq2SeqTrainingArguments(
-        output_dir=str(tmp_path / "run"), use_cpu=True, report_to=[], remove_unused_columns=False,
-        dataloader_pin_memory=False, max_steps=steps, per_device_train_batch_size=2, learning_rate=1e-2,
-        save_strategy="no", logging_steps=1, disable_tqdm=True, **hf)
+    args = Seq2SeqTrainingArguments(**{
+        "output_dir": str(tmp_path / "run"), "use_cpu": True, "report_to": [], "remove_unused_columns": False,
+        "dataloader_pin_memory": False, "max_steps": steps, "per_device_train_batch_size": 2, "learning_rate": 1e-2,
+        "save_strategy": "no", "logging_steps": 1, "disable_tqdm": True, **hf})
     data = samples([12, 9, 15, 11, 8, 14] * 2)
     trainer = SwiftTrainer(model=model, args=args, train_dataset=data, data_collator=Collator(0),
                            swift_args=swift_args)
     for callback in callbacks:
         trainer.add_callback(callback)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     return trainer
 
 
@@ -193,3 +193,20 @@ def test_lisa_tells_ddp_that_frozen_layers_have_no_gradient(tmp_path):
     lisa = hf_training_args(sft("--train_type", "full", "--lisa_activated_layers", "1"), tmp_path, torch.float32, False)
     plain = hf_training_args(sft("--train_type", "full"), tmp_path, torch.float32, False)
     assert lisa.ddp_find_unused_parameters is True and plain.ddp_find_unused_parameters is None
+
+
+def test_galore_with_embedding_projects_the_embedding_gradients_too(tmp_path):
+    pytest.importorskip("galore_torch")
+    from swift_train.training_args import galore_settings
+
+    args = sft("--train_type", "full", "--use_galore", "true", "--galore_rank", "4", "--galore_with_embedding", "true")
+    model = tiny_llama(tied=False)
+    trainer = run(model, tmp_path, args, steps=2, **galore_settings(args))
+    optimizer = trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer
+    [projected] = [g for g in optimizer.param_groups if "rank" in g]
+    names = {id(p): n for n, p in model.named_parameters()}
+    targets = {names[id(p)] for p in projected["params"]}
+    assert "model.embed_tokens.weight" in targets and "lm_head.weight" not in targets
+    assert "projector" in optimizer.state[model.model.embed_tokens.weight]
+    plain = [g for g in optimizer.param_groups if "rank" not in g]
+    assert all(id(p) != id(model.model.embed_tokens.weight) for g in plain for p in g["params"])

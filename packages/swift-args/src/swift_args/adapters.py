@@ -6,6 +6,13 @@ from pathlib import Path
 
 from swift_args.checkpoint_files import damage_refusal
 
+# What marks a directory as an adapter: peft's config, or our own tuners' (adapter, ReFT).
+ADAPTER_CONFIGS = ("adapter_config.json", "swift_tuner.json")
+
+
+def is_adapter_dir(path: str | Path) -> bool:
+    return any((Path(path) / name).is_file() for name in ADAPTER_CONFIGS)
+
 
 def split_adapter(spec: str) -> tuple[str | None, str]:
     """(name, path), name None for a bare path. Names never hold '='; a path may, so an existing path
@@ -26,7 +33,7 @@ def adapter_problems(adapters: list[str]) -> list[str]:
     for spec in adapters:
         raw = adapter_path(spec)
         path = Path(raw).expanduser()
-        if (path / "adapter_config.json").is_file():
+        if is_adapter_dir(path):
             # A saved checkpoint truncated or overwritten since: named now, before any model loads.
             problem = damage_refusal(path, "--adapters", shown=raw)
             problems.extend([problem] if problem else [])
@@ -56,6 +63,6 @@ def _looks_like_hub_id(raw: str) -> bool:
 
 def _checkpoint_hint(path: Path) -> str:
     """', e.g. <run>/checkpoint-30' when `path` is a run directory holding adapter checkpoints."""
-    found = sorted((p for p in path.glob("checkpoint-*") if (p / "adapter_config.json").is_file()),
+    found = sorted((p for p in path.glob("checkpoint-*") if is_adapter_dir(p)),
                    key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
     return f", e.g. {found[-1]}" if found else " (output/<model>/vN-.../checkpoint-N)"

@@ -75,7 +75,9 @@ def _use_loss_scale(values: list[str]) -> tuple[str, list[str]] | None:
 
 def _ckpt_dir(values: list[str]) -> tuple[str, list[str]] | None:
     # A LoRA checkpoint is an adapter; a full checkpoint is a model in its own right.
-    if values and (Path(values[0]) / "adapter_config.json").exists():
+    from swift_args.adapters import is_adapter_dir
+
+    if values and is_adapter_dir(values[0]):
         return "adapters", values
     if values and (Path(values[0]) / "config.json").exists():
         return "model", values

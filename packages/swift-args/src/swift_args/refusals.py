@@ -23,8 +23,8 @@ from swift_args.fields import specs
 TRAINING = ("sft", "pt", "rlhf")
 INFERENCE = ("infer", "deploy", "sample")
 MODEL_COMMANDS = (*TRAINING, *INFERENCE, "merge-lora", "export", "eval", "app")
-NOT_YET_TUNER = ("this tuner is not supported yet; use lora, full, adalora, vera, boft, fourierft or llamapro "
-                 "(or full with --use_galore or --lisa_activated_layers)")
+REFT_FIELDS = ("reft_layers", "reft_rank", "reft_intervention_type", "reft_args")
+REFT_EXTRA_ARGS = ("dropout", "act_fn", "add_bias")  # what swift_infer.own_tuners.reft reads from --reft_args
 MULTIMODAL = "multimodal models are not supported yet (they come with the multimodal issue); this model is text-only"
 
 
@@ -39,7 +39,8 @@ def _differs(name: str) -> Callable[[Any, set[str]], bool]:
 
 @dataclass(frozen=True)
 class Refusal:
-    """`fields` are refused in `commands` when `when(args, typed)` holds; `why` is the message's tail.
+    """`fields` are refused in `commands` when `when(args, typed)` holds; `why` is the message's tail (or
+    makes it from the arguments).
 
     `complete` says the refusal covers every value but the default, so the field needs no reader in
     the command's code; a partial one (say, only `--tuner_backend unsloth`) leaves the field's other
@@ -48,7 +49,7 @@ class Refusal:
 
     fields: tuple[str, ...]
     commands: tuple[str, ...]
-    why: str = ""
+    why: str | Callable[[Any], str] = ""
     when: Callable[[Any, set[str]], bool] | None = None
     complete: bool = True
     values: tuple[Any, ...] = field(default=())
@@ -72,7 +73,8 @@ def problems(command: str, args: Any, typed: set[str]) -> list[str]:
         names = sorted(refusal.fields, key=lambda name: name not in typed)
         for name in names:
             if hasattr(args, name) and refusal.fires(name, args, typed):
-                found.append(f"--{name} {_shown(getattr(args, name))}: {refusal.why}")
+                why = refusal.why(args) if callable(refusal.why) else refusal.why
+                found.append(f"--{name} {_shown(getattr(args, name))}: {why}")
                 break  # one line per entry: its fields share one reason
     return found
 
@@ -89,6 +91,39 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def _splits(args: Any, typed: set[str]) -> bool:
+    """The user asked for sequence parallelism (--sequence_parallel_size above 1)."""
+    return "sequence_parallel_size" in typed and args.sequence_parallel_size > 1
+
+
+def _processes() -> int | None:
+    """The processes a training command runs on: torchrun's WORLD_SIZE in a worker, else NPROC_PER_NODE x NNODES;
+    None when those variables are malformed (the launch refuses them itself, naming the variable)."""
+    import os
+
+    from swift_args.errors import ArgumentError
+    from swift_args.launch import DistributedLaunch
+
+    world = os.environ.get("WORLD_SIZE", "").strip()
+    if world.isdigit():
+        return int(world)
+    try:
+        return DistributedLaunch.from_env().world_size
+    except ArgumentError:
+        return None
+
+
+def _too_few_processes(args: Any, typed: set[str]) -> bool:
+    processes = _processes()
+    return _splits(args, typed) and processes is not None and processes % args.sequence_parallel_size != 0
+
+
+def _launch_hint(args: Any) -> str:
+    size, processes = args.sequence_parallel_size, _processes()
+    return (f"each sequence is split over {size} processes, but this run has {processes}: launch with "
+            f"NPROC_PER_NODE={size} (or a multiple of {size})")
+
+
 def refused_fields(command: str) -> set[str]:
     """The fields `command` refuses whatever value but the default: they need no reader in its code."""
     return {name for refusal in REFUSALS if command in refusal.commands and refusal.complete for name in refusal.fields}
@@ -97,7 +132,8 @@ def refused_fields(command: str) -> set[str]:
 REFUSALS: tuple[Refusal, ...] = (
     # --- model loading -------------------------------------------------------------------------------
     Refusal(("tuner_backend",), MODEL_COMMANDS, values=("unsloth",),  # complete: peft is the only other value
-            why="unsloth is not integrated in this release; drop it: peft is the default"),
+            why="unsloth cannot be installed beside this release: its newest version (2026.10) requires "
+            "transformers<=5.17 and torch<2.15, older than ours; drop it (peft is the default)"),
     Refusal(("local_repo_path",), MODEL_COMMANDS, "no model family supported here needs a GitHub clone; drop it"),
     Refusal(("max_pixels", "norm_bbox"), MODEL_COMMANDS, MULTIMODAL),
     Refusal(("model_kwargs",), MODEL_COMMANDS, when=lambda args, typed: bool(args.model_kwargs),
@@ -106,12 +142,11 @@ REFUSALS: tuple[Refusal, ...] = (
     Refusal(("task_type", "num_labels"), ("deploy", "sample", "rlhf"), when=lambda args, typed: args.task_type != "causal_lm",
             why="sequence classification trains with swift sft and answers through swift infer; this command "
             "generates text"),
-    Refusal(("sequence_parallel_size",), MODEL_COMMANDS,
-            "sequence parallelism is not supported yet; drop it (--packing and gradient checkpointing help with "
-            "long sequences)"),
+    Refusal(("sequence_parallel_size",), (*INFERENCE, "merge-lora", "export", "eval", "app"),
+            "applies to training (swift sft and swift pt); drop it"),
+    Refusal(("sequence_parallel_size",), ("rlhf",), "sequence parallelism trains with swift sft and swift pt; "
+            "swift rlhf does not split sequences yet; drop it"),
     # --- data ----------------------------------------------------------------------------------------
-    Refusal(("download_mode",), MODEL_COMMANDS,
-            "re-downloading hub datasets is not supported; delete the dataset's folder in the hub cache instead"),
     Refusal(("template_backend",), TRAINING, "the reference trains with the swift template only (jinja is for "
             "inference); drop it"),
     Refusal(("template_backend",), ("merge-lora",), "merge-lora renders no prompt; drop it"),
@@ -125,7 +160,7 @@ REFUSALS: tuple[Refusal, ...] = (
             "applies to training's preprocessing; inference reads each row as it is"),
     Refusal(("dataset", "val_dataset", "split_dataset_ratio", "data_seed", "streaming", "columns", "strict",
              "model_name", "model_author", "custom_dataset_info", "result_path", "metric", "val_dataset_sample",
-             "load_data_args"), ("deploy",),
+             "load_data_args", "download_mode"), ("deploy",),
             "swift deploy answers requests and reads no dataset; run swift infer --val_dataset for a dataset"),
     Refusal(("rollout_depth", "rollout_start_depth", "max_iterations", "process_reward_rate", "exploration_rate"),
             ("sample",), "these are MCTS options, and --sampler_type mcts is not supported yet"),
@@ -138,13 +173,36 @@ REFUSALS: tuple[Refusal, ...] = (
             "merge-lora does not generate; pass it to swift infer or swift deploy instead"),
     Refusal(("dataset", "val_dataset", "split_dataset_ratio", "data_seed", "dataset_num_proc", "streaming",
              "enable_cache", "columns", "strict", "remove_unused_columns", "model_name", "model_author",
-             "custom_dataset_info"),
+             "custom_dataset_info", "download_mode"),
             ("merge-lora",), "merge-lora reads no data; drop it"),
     Refusal(("quant_n_samples", "quant_batch_size", "group_size", "to_ollama", "push_to_hub", "hub_model_id",
              "hub_private_repo", "commit_message"), ("merge-lora",),
             "merge-lora only merges; quantizing, Ollama files and pushing belong to swift export, not available yet"),
     Refusal(("merge_lora",), ("merge-lora",), "merge-lora always merges; drop it"),
     # --- training ------------------------------------------------------------------------------------
+    Refusal(("sequence_parallel_size",), ("sft", "pt"), when=lambda args, typed: args.sequence_parallel_size < 1,
+            complete=False, why="must be at least 1 (1: sequences are not split)"),
+    Refusal(("sequence_parallel_size",), ("sft", "pt"), when=_too_few_processes, complete=False, why=_launch_hint),
+    Refusal(("task_type", "num_labels"), ("sft", "pt"),
+            when=lambda args, typed: _splits(args, typed) and args.task_type == "seq_cls", complete=False,
+            why="sequence classification reads each row's last token, which --sequence_parallel_size leaves to one "
+            "rank; drop one of them"),
+    Refusal(("streaming",), ("sft", "pt"), when=lambda args, typed: _splits(args, typed) and args.streaming,
+            complete=False, why="streamed batches are dealt out one per process, and --sequence_parallel_size needs "
+            "one batch per group of processes; drop --streaming (--lazy_tokenize true also keeps memory low)"),
+    Refusal(("loss_type",), ("sft", "pt"), when=lambda args, typed: _splits(args, typed) and bool(args.loss_type),
+            complete=False, why="a loss plugin would get one rank's shard of the logits; with "
+            "--sequence_parallel_size the loss is the built-in token cross-entropy; drop one of them"),
+    Refusal(("attn_impl",), ("sft", "pt"),
+            when=lambda args, typed: _splits(args, typed) and args.attn_impl not in (None, "sdpa"), complete=False,
+            why="--sequence_parallel_size runs its own attention (an all-to-all around sdpa or varlen); drop --attn_impl"),
+    Refusal(("deepspeed", "fsdp"), ("sft", "pt"),
+            when=lambda args, typed: _splits(args, typed) and bool(args.deepspeed or args.fsdp), complete=False,
+            why="--sequence_parallel_size works with plain data parallelism (DDP) so far; drop one of them"),
+    Refusal(("neftune_noise_alpha",), ("sft", "pt"),
+            when=lambda args, typed: _splits(args, typed) and bool(args.neftune_noise_alpha), complete=False,
+            why="NEFTune scales its noise by the sequence length, and each rank sees 1/N of it under "
+            "--sequence_parallel_size; drop one of them"),
     Refusal(("swanlab_token", "swanlab_project", "swanlab_workspace", "swanlab_exp_name", "swanlab_mode"), TRAINING,
             when=lambda args, typed: not {"swanlab", "all"} & set(args.report_to)
             and any(n.startswith("swanlab_") for n in typed),
@@ -156,17 +214,30 @@ REFUSALS: tuple[Refusal, ...] = (
             "--add_version false, into --output_dir as it is); drop it"),
     Refusal(("save_safetensors",), TRAINING, "checkpoints are always safetensors (transformers 5 dropped the "
             "pickle format); drop it"),
-    Refusal(("train_type",), TRAINING, values=("longlora", "adapter", "reft"), complete=False,
-            why=NOT_YET_TUNER),
-    Refusal(("reft_layers", "reft_rank", "reft_intervention_type", "reft_args"), TRAINING,
-            "these configure --train_type reft, which is not supported yet"),
+    Refusal(("packing",), TRAINING, complete=False,
+            when=lambda args, typed: args.train_type == "longlora" and args.packing,
+            why="longlora's shifted groups would mix the samples of a packed row; drop it"),
+    Refusal(("attn_impl",), TRAINING, complete=False,
+            when=lambda args, typed: args.train_type == "longlora" and args.attn_impl not in (None, "sdpa"),
+            why="longlora trains with its own shifted sparse attention (built on sdpa); drop it"),
+    Refusal(("reft_layers", "reft_rank", "reft_intervention_type", "reft_args"), TRAINING, complete=False,
+            when=lambda args, typed: args.train_type != "reft" and bool(typed & set(REFT_FIELDS)),
+            why="these configure --train_type reft; add it, or drop them"),
+    Refusal(("reft_args",), TRAINING, complete=False,
+            when=lambda args, typed: bool(set(args.reft_args or {}) - set(REFT_EXTRA_ARGS)),
+            why=f"the interventions take {', '.join(REFT_EXTRA_ARGS)}; drop the other keys"),
+    Refusal(("quant_method", "quant_bits"), TRAINING, complete=False,
+            when=lambda args, typed: args.train_type in ("adapter", "reft") and args.quant_method is not None,
+            why="a quantized base trains with the peft tuners (lora, adalora, ...), not adapter or reft; "
+            "drop the quantization or use --train_type lora"),
     Refusal(("remove_unused_columns",), TRAINING,
             "training always keeps only the encoded columns (the collator needs nothing else); extra columns are "
             "for rlhf's GRPO reward functions, not available yet; drop it"),
     Refusal(("init_weights",), TRAINING, values=("loftq", "corda", "eva", "bat"), complete=False,
             why="this initialisation is not supported yet; use true, gaussian, pissa, pissa_niter_N, olora or lora-ga"),
-    Refusal(("galore_with_embedding",), TRAINING, "transformers' GaLore projects linear layers only; the embedding "
-            "trains with plain AdamW beside it; drop it"),
+    Refusal(("galore_with_embedding",), TRAINING, complete=False,
+            when=lambda args, typed: args.galore_with_embedding and args.galore_optim_per_parameter,
+            why="the per-parameter GaLore optimizer projects linear layers only; drop one of the two"),
     Refusal(("galore_quantization", "galore_proj_quant", "galore_proj_bits", "galore_proj_group_size",
              "galore_cos_threshold", "galore_gamma_proj", "galore_queue_size"), TRAINING,
             "these configure Q-GaLore, which is not supported yet (q-galore-torch is not integrated); "

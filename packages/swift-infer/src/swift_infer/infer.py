@@ -50,11 +50,12 @@ def load_engine(args: Any, serve: bool = False) -> PtEngine:
     loaded = load_model(args)
     model = load_adapters(loaded.model, pairs)
     default = pairs[0][0] if pairs else None
-    if pairs and not mixes_adapters(model) and (len(pairs) > 1 or serve):
-        # Requests choose an adapter per row (or the base model); peft does that for LoRA only.
-        raise ArgumentError("--adapters: AdaLoRA, VeRA, BOFT and FourierFT adapters cannot be chosen per request "
-                            "beside the base model or other adapters; add --merge_lora true to serve the merged model, "
-                            "or load one with swift infer")
+    if pairs and not mixes_adapters(model) and (len(pairs) > 1 or (serve and pairs[0][2])):
+        # Requests choose an adapter per row (or the base model); peft does that for LoRA only. One
+        # unnamed adapter of another kind is simply the served model.
+        raise ArgumentError("--adapters: AdaLoRA, VeRA, BOFT, FourierFT, adapter and ReFT tuners cannot be chosen "
+                            "per request beside the base model or other adapters; pass one unnamed --adapters, or "
+                            "(peft tuners) add --merge_lora true to serve the merged model")
     if serve and pairs and mixes_adapters(model):
         default = next((name for name, _, named in pairs if not named), BASE_MODEL)
     return PtEngine(model, loaded.tokenizer, Encoder(loaded.tokenizer, EncoderOptions.from_args(args)),

@@ -178,9 +178,13 @@ def attach_adapter(model: Any, path: str, adapter_name: str = "default", is_trai
     and so is a saved checkpoint whose files changed since (truncated, overwritten)."""
     from peft import PeftModel
 
+    from swift_infer import own_tuners
+
     problem = damage_refusal(Path(path), "--adapters", shown=path)
     if problem is not None:
         raise ArgumentError(problem)
+    if own_tuners.is_own_tuner(path) or own_tuners.attached(model) is not None:
+        return _attach_own_tuner(model, path, is_trainable)
     try:
         if isinstance(model, PeftModel):
             model.load_adapter(path, adapter_name=adapter_name, is_trainable=is_trainable)
@@ -193,3 +197,19 @@ def attach_adapter(model: Any, path: str, adapter_name: str = "default", is_trai
         raise ArgumentError(f"--adapters {path} does not fit this model, it was trained on another base "
                             f"({mismatch}); pass the --model it was trained from") from None
 
+
+
+def _attach_own_tuner(model: Any, path: str, is_trainable: bool) -> Any:
+    """An adapter or ReFT directory: one per model, not beside peft adapters."""
+    from peft import PeftModel
+
+    from swift_infer import own_tuners
+
+    if isinstance(model, PeftModel) or own_tuners.attached(model) is not None:
+        raise ArgumentError(f"--adapters {path}: an adapter or ReFT tuner is loaded alone, not beside other "
+                            "adapters; pass one --adapters")
+    try:
+        return own_tuners.load(model, path, trainable=is_trainable)
+    except (ValueError, AttributeError) as exc:
+        raise ArgumentError(f"--adapters {path} does not fit this model, it was trained on another base "
+                            f"({str(exc).splitlines()[0]}); pass the --model it was trained from") from None

@@ -29,6 +29,7 @@ def run_merge(invocation: Invocation) -> int:
     if output.exists() and any(output.iterdir()) and not args.exist_ok:
         raise ArgumentError(f"--output_dir {output} exists and is not empty; pass --exist_ok true to overwrite it")
     adapter = adapter_path(args.adapters[0])
+    check_mergeable(adapter)
     merge_adapter(args, adapter, output, invocation.command.name)
     print(f"swift: merged {adapter} into {output}; next: {swift_command()} infer --model {output}", file=sys.stderr)
     return 0
@@ -43,6 +44,7 @@ def merge_for_inference(args: Any) -> None:
         raise ArgumentError("--merge_lora true merges one adapter; pass one --adapters, or drop --merge_lora to "
                             "serve several side by side")
     adapter = adapter_path(args.adapters[0])
+    check_mergeable(adapter)
     output = Path(f"{adapter.rstrip('/')}-merged")
     if (output / "config.json").is_file():
         print(f"swift: using the merged model already at {output}", file=sys.stderr)
@@ -51,6 +53,15 @@ def merge_for_inference(args: Any) -> None:
         merge_adapter(args, adapter, output, "merge-lora")
         print(f"swift: merged {adapter} into {output}", file=sys.stderr)
     args.model, args.adapters = str(output), []
+
+
+def check_mergeable(adapter: str) -> None:
+    """Bottleneck adapters and ReFT add nonlinear modules: there are no merged weights to write."""
+    from swift_infer import own_tuners
+
+    if own_tuners.is_own_tuner(adapter):
+        raise ArgumentError(f"--adapters {adapter}: a {own_tuners.kind_of(adapter)} tuner adds modules that cannot be "
+                            "merged into the weights; drop --merge_lora and load it with --adapters")
 
 
 def merge_adapter(args: Any, adapter: str, output: Path, command: str) -> None:

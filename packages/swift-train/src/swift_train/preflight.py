@@ -9,6 +9,7 @@ leaves nothing on disk.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from swift_args import ArgumentError
@@ -28,7 +29,7 @@ def check_optional_packages(args: Any) -> None:
     check_swanlab(args)
 
 
-def check_tuner_targets(args: Any, info: ModelInfo) -> None:
+def check_tuner_targets(args: Any, info: ModelInfo, resume: Path | None = None) -> None:
     """The tuner must apply to this architecture: --target_modules / --target_regex match a module,
     peft accepts the tuner's settings for those modules (BOFT's block size must divide their width),
     LLaMA-Pro's groups divide the layer count, LISA has that many layers to choose from.
@@ -50,10 +51,22 @@ def check_tuner_targets(args: Any, info: ModelInfo) -> None:
             skeleton = auto.from_config(config)
     except Exception:  # noqa: BLE001 - an architecture that cannot be built weightless is checked when it loads
         return
-    from swift_train.tuners import ADAPTER_TUNERS
+    from swift_train.tuners import ADAPTER_TUNERS, HOOKED_TUNERS
+    from swift_train.tuners import longlora
 
+    if args.train_type == "longlora" and (why := longlora.unsupported(config)) is not None:
+        raise ArgumentError(f"--train_type longlora: {why}; use --train_type lora")
     _check_layer_counts(args, skeleton)
     if args.adapters or args.train_type not in ADAPTER_TUNERS:
+        return
+    if args.train_type in HOOKED_TUNERS:
+        from swift_train.tuners.hooked import hooked_config
+
+        try:
+            wanted = hooked_config(skeleton, args)
+        except ValueError as exc:
+            raise ArgumentError(f"--train_type {args.train_type}: {exc}") from None
+        _check_resumed_tuner(wanted, resume)
         return
     from peft import get_peft_model
 
@@ -72,6 +85,21 @@ def check_tuner_targets(args: Any, info: ModelInfo) -> None:
                             "and the tuner's own arguments)") from None
 
 
+def _check_resumed_tuner(wanted: dict[str, Any], resume: Path | None) -> None:
+    """A resumed adapter / ReFT run must build the tuner its checkpoint holds (else the weights do not fit)."""
+    import json
+
+    from swift_infer import own_tuners
+
+    if resume is None or not own_tuners.is_own_tuner(resume):
+        return
+    saved = json.loads((resume / own_tuners.CONFIG_FILE).read_text())
+    if (saved["modules"], saved["settings"]) != (wanted["modules"], wanted["settings"]):
+        raise ArgumentError(f"--resume_from_checkpoint {resume}: its tuner is {saved['settings']} on "
+                            f"{len(saved['modules'])} modules, these arguments ask for {wanted['settings']} on "
+                            f"{len(wanted['modules'])}; resume with the arguments in its args.json")
+
+
 def _check_layer_counts(args: Any, skeleton: Any) -> None:
     from swift_train.tuners.layers import decoder_layers
 
@@ -79,9 +107,31 @@ def _check_layer_counts(args: Any, skeleton: Any) -> None:
     if args.train_type == "llamapro" and layers % args.llamapro_num_groups:
         raise ArgumentError(f"--llamapro_num_groups {args.llamapro_num_groups} must divide the model's {layers} "
                             "decoder layers")
+    outside = [i for i in args.reft_layers or () if not 0 <= i < layers]
+    if args.train_type == "reft" and outside:
+        raise ArgumentError(f"--reft_layers {' '.join(map(str, outside))}: the model's decoder layers are "
+                            f"0 to {layers - 1}")
     if args.lisa_activated_layers > layers:
         raise ArgumentError(f"--lisa_activated_layers {args.lisa_activated_layers}: the model has only {layers} "
                             "decoder layers")
+
+
+def check_sequence_parallel(args: Any, info: ModelInfo) -> None:
+    """--sequence_parallel_size N splits each attention's heads over N ranks: the model's config must allow it."""
+    size = args.sequence_parallel_size
+    if size <= 1:
+        return
+    from transformers import AutoConfig
+
+    from swift_train.sequence_parallel import unsupported
+
+    try:
+        config = AutoConfig.from_pretrained(info.model_dir)
+    except Exception:  # noqa: BLE001 - a config transformers cannot read fails with its own message when it loads
+        return
+    problem = unsupported(config, size)
+    if problem is not None:
+        raise ArgumentError(f"--sequence_parallel_size {size}: {problem}")
 
 
 def check_has_rows(data: Any, args: Any) -> None:

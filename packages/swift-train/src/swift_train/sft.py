@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from swift_args import ARGS_FILE, ArgumentError, Invocation
+from swift_args.adapters import is_adapter_dir
 from swift_args.checkpoint_files import is_checkpoint_dir, newest_whole_checkpoint, refusal
 from swift_args.plugins import import_files
 from swift_args.run_dir import RESUME_ENV, RUN_DIR_ENV, check_writable_dir, started_run
@@ -33,7 +34,13 @@ def resume_source(args: Any) -> Path | None:
         return None
     verified = os.environ.get(RESUME_ENV)  # a torchrun worker: the launcher has read every file already
     path = Path(verified) if verified else whole_checkpoint(Path(args.resume_from_checkpoint), args)
-    is_adapter = (path / "adapter_config.json").is_file()
+    from swift_infer import own_tuners
+
+    is_adapter = is_adapter_dir(path)
+    saved_kind = own_tuners.kind_of(path) if own_tuners.is_own_tuner(path) else None
+    if saved_kind != (args.train_type if args.train_type in own_tuners.KINDS else None) and is_adapter:
+        raise ArgumentError(f"--resume_from_checkpoint {path} holds {saved_kind or 'a peft adapter'}; resume it with "
+                            f"--train_type {saved_kind or 'lora (or the adapter tuner it was trained with)'}")
     if is_adapter != saves_adapters(args):
         kind, other = ("an adapter", "lora (or the adapter's tuner)") if is_adapter else ("a whole model", "full or llamapro")
         raise ArgumentError(f"--resume_from_checkpoint {path} holds {kind}; resume it with --train_type {other}")
@@ -51,7 +58,8 @@ def resume_source(args: Any) -> Path | None:
 
 
 def saves_adapters(args: Any) -> bool:
-    """LoRA and the other peft tuners save adapters; full training (LISA, GaLore) and LLaMA-Pro save whole models."""
+    """LoRA, the other peft tuners, adapter and ReFT save adapters; full training (LISA, GaLore) and LLaMA-Pro
+    save whole models."""
     from swift_train.tuners import ADAPTER_TUNERS
 
     return args.train_type in ADAPTER_TUNERS
@@ -113,7 +121,7 @@ def model_source(args: Any, resume: Path | None) -> Any:
 def prepare_model(args: Any, resume: Path | None, info: ModelInfo, tokenizer: Any, train_data: Any = None) -> Any:
     from swift_infer.loading import load_model
 
-    from swift_train.tuners import prepare_full, prepare_lora, prepare_peft_tuner
+    from swift_train.tuners import HOOKED_TUNERS, prepare_full, prepare_hooked_tuner, prepare_lora, prepare_peft_tuner
     from swift_train.tuners.llamapro import prepare_llamapro
 
     loaded = load_model(model_source(args, resume), info=info, tokenizer=tokenizer)
@@ -124,8 +132,14 @@ def prepare_model(args: Any, resume: Path | None, info: ModelInfo, tokenizer: An
         loaded.model = prepare_full(loaded.model, args)
     elif args.train_type == "llamapro":
         loaded.model = prepare_llamapro(loaded.model, args)
-    elif args.train_type == "lora":
+    elif args.train_type in ("lora", "longlora"):
+        if args.train_type == "longlora":
+            from swift_train.tuners import longlora
+
+            longlora.enable(loaded.model)
         loaded.model = prepare_lora(loaded.model, args, train_data)
+    elif args.train_type in HOOKED_TUNERS:
+        loaded.model = prepare_hooked_tuner(loaded.model, args)
     else:
         loaded.model = prepare_peft_tuner(loaded.model, args)
     if args.gradient_checkpointing:
@@ -134,13 +148,20 @@ def prepare_model(args: Any, resume: Path | None, info: ModelInfo, tokenizer: An
 
 
 def speed_up(model: Any, args: Any) -> None:
-    """GPU kernels chosen for the loaded model, before PEFT wraps it: liger's, and varlen attention for packed rows."""
+    """Kernels chosen for the loaded model, before PEFT wraps it: liger's, sequence parallelism's attention,
+    and varlen attention for packed rows."""
     import torch
 
     if args.use_liger:
         from swift_train.liger import apply_liger
 
         _say(f"liger-kernel RMSNorm/SwiGLU/RoPE kernels applied to {apply_liger(model)}")
+    if args.sequence_parallel_size > 1:  # its attention runs varlen itself, over the whole sequences
+        from swift_train import sequence_parallel
+
+        sequence_parallel.enable(model)
+        _say(f"each sequence is split over {args.sequence_parallel_size} processes ({sequence_parallel.NAME} attention)")
+        return
     packed = args.packing or getattr(args, "padding_free", False)
     if not (packed and args.attn_impl in (None, "sdpa") and torch.cuda.is_available()):
         return  # flex_attention, eager and flash_attn are the user's explicit choice
@@ -152,6 +173,19 @@ def speed_up(model: Any, args: Any) -> None:
         return
     varlen.enable(model)
     _say(f"packed rows use varlen attention ({varlen.NAME}: PyTorch's built-in FlashAttention-2, no 4D mask)")
+
+
+def use_ddp_on_cpu() -> None:
+    """Several processes without a GPU train as one DDP run, as they do on GPUs.
+
+    Otherwise accelerate counts them as several processes (each reads its share of the data) but of
+    no distributed kind: no DDP, gradients never averaged, the logged loss rank 0's alone; and a
+    sequence-parallel group's gradients, which only make sense summed, never meet.
+    """
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
 
 
 def _say(message: str) -> None:
@@ -189,13 +223,15 @@ def run_training(invocation: Invocation) -> int:
     continue_in = continued_run(args, resume)
     rows = load_dataset_rows(DataOptions.from_args(args))  # before the model: a hub model may be gigabytes away
     _, info = model_for_args(model_source(args, resume))
+    preflight.check_sequence_parallel(args, info)
     exit_code = relaunch_under_torchrun(invocation, info.model_dir, resume, continue_in)
     if exit_code is not None:
         return exit_code
+    use_ddp_on_cpu()
     tokenizer = load_tokenizer(info.model_dir)
     data = prepare_datasets(args, tokenizer, max_length=info.max_model_len, rows=rows)
     preflight.check_has_rows(data, args)
-    preflight.check_tuner_targets(args, info)
+    preflight.check_tuner_targets(args, info, resume)
     preflight.check_trainer_args(args, info, has_eval=data.val is not None and len(data.val) > 0)
     with started_run(args, invocation.command.name, info.model_dir, continue_in) as run_dir:  # args.json first
         if os.environ.get("RANK", "0") == "0":

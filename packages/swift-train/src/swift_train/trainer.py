@@ -14,7 +14,7 @@ from swift_args import RunStopped
 from swift_args.checkpoint_files import newest_whole_checkpoint
 from transformers import Seq2SeqTrainer
 
-from swift_train import checkpoints, varlen
+from swift_train import checkpoints, sequence_parallel, varlen
 from swift_train.logging_jsonl import write_event
 from swift_train.loss import (
     Head,
@@ -36,6 +36,8 @@ class SwiftTrainer(Seq2SeqTrainer):
       over the trained tokens where that is safe (loss.py), so full logits never exist;
     - token accuracy (`acc_strategy` token or seq) in every log;
     - LoRA+ optimizer groups (`lorap_lr_ratio`);
+    - with --sequence_parallel_size N, each training batch split along its length over N ranks
+      (sequence_parallel.py), the ranks of a group reading the same batches;
     - checkpoints written to a temporary directory and renamed into place when complete;
     - a stop, before anything is logged or saved, at the first step whose loss or gradient norm
       is NaN or inf (transformers' logging_nan_inf_filter would hide the loss and train on).
@@ -53,22 +55,29 @@ class SwiftTrainer(Seq2SeqTrainer):
         self.use_chunked_loss = True
         self._head: Head | str | None = None  # the chunked loss's modules, or why it is off
         self._step_loss: torch.Tensor | None = None  # this optimizer step's micro-step losses, summed
+        size = swift_args.sequence_parallel_size
+        self.sequence_parallel = sequence_parallel.setup(size) if size > 1 else None
 
     # -- loss and metrics ------------------------------------------------------------------
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
         if self.swift_args.task_type == "seq_cls":
             return self._classification_loss(model, dict(inputs), return_outputs)
-        inputs = dict(inputs)
+        inputs = whole = dict(inputs)
+        # Evaluation runs unsplit: each rank scores a batch of its own, whole, and attention sees no split.
+        split = self.sequence_parallel if self.model.training else None
+        if split is not None:
+            inputs, extra = sequence_parallel.split_batch(whole, split)
+        else:
+            extra = varlen.batch_kwargs(self.accelerator.unwrap_model(model), inputs)
         labels = inputs.pop("labels")
         loss_scale = inputs.pop("loss_scale", None)
-        extra = varlen.batch_kwargs(self.accelerator.unwrap_model(model), inputs)
         plugin = self.swift_args.loss_type  # a --loss_type plugin needs the full logits
         head = None if return_outputs or plugin else self._chunked_head(model)
         outputs = None
         if head is not None:
             hidden, outputs = hidden_states(model, head, inputs, **extra)
-            if not head.verified and not matches_model(head, hidden, outputs):
+            if not head.verified and not self._head_matches(head, hidden, outputs, split):
                 # A head find_head cannot see (a scaling inside forward, a custom head, dropout in a
                 # LoRA on lm_head): the full-logits path from here on, this step included.
                 self._head, head = "lm_head(hidden states) differs from the model's own logits", None
@@ -76,18 +85,28 @@ class SwiftTrainer(Seq2SeqTrainer):
             elif not head.verified:
                 head.verified = True
         if head is not None:
-            parts = chunked_token_loss(head, hidden, labels, loss_scale)
+            parts = chunked_token_loss(head, sequence_parallel.pad_position(hidden) if split else hidden, labels,
+                                       loss_scale)
         else:
             outputs = model(**inputs, use_cache=False, **extra)
-            parts = full_token_loss(outputs.logits, labels, loss_scale)
+            logits = sequence_parallel.pad_position(outputs.logits) if split else outputs.logits
+            parts = full_token_loss(logits, labels, loss_scale)
             if plugin:
                 parts.loss_sum = self._plugin_loss(plugin, outputs.logits, labels, loss_scale)
         mask = parts.mask
         # Normalised by the trained tokens of the whole accumulated batch (transformers counts them
         # over the gradient-accumulation window, and over all devices with average_tokens_across_devices).
-        tokens = mask.sum() if num_items_in_batch is None else num_items_in_batch
+        # A shard's own count would be too few: its loss sum is divided by the whole sequence's trained tokens.
+        trained = sequence_parallel.group_tokens(whole["labels"]) if split else mask.sum()
+        tokens = trained if num_items_in_batch is None else num_items_in_batch
         tokens = tokens.to(parts.loss_sum.device).clamp(min=1) if torch.is_tensor(tokens) else max(tokens, 1)
         loss = parts.loss_sum / tokens
+        if split is not None:
+            # DDP averages gradients over all dp * N ranks, and a group's gradient is the sum of its N ranks' (the
+            # all-to-all's backward sends each token's gradient to the rank holding it): times N, the unsplit run's
+            # average over dp replicas. It also cancels the N-fold count of a group's batch in a token count taken
+            # across devices. The logged loss (the mean over all ranks) becomes the whole sequences' loss.
+            loss = loss * split.size
         if self.swift_args.train_type == "adalora" and self.model.training:
             from swift_train.tuners.peft_tuners import orthogonal_regularisation
 
@@ -96,11 +115,16 @@ class SwiftTrainer(Seq2SeqTrainer):
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients over processes
         if self.model.training:
-            self._track(inputs, parts.correct, mask)
+            self._track(whole, parts.correct, mask)
         else:
             self._eval_accuracy[0] += float(parts.correct.sum())
             self._eval_accuracy[1] += int(mask.sum())
         return (loss, outputs) if return_outputs else loss
+
+    @property
+    def _accuracy_name(self) -> str:
+        """Classification counts samples ("acc"); language modelling counts tokens (or rows, --acc_strategy seq)."""
+        return "acc" if self.swift_args.task_type == "seq_cls" else "token_acc"
 
     @property
     def _accumulation_steps(self) -> int:
@@ -149,21 +173,37 @@ class SwiftTrainer(Seq2SeqTrainer):
         if self.is_world_process_zero():
             print(f"swift: the loss uses full logits: {self._head}", file=sys.stderr)
 
+    def _head_matches(self, head: Head, hidden: torch.Tensor, outputs: Any, split: Any) -> bool:
+        matched = matches_model(head, hidden, outputs)
+        if split is None:
+            return matched
+        # The ranks of a group decide together: one rank alone on the full-logits path would run a forward
+        # (and its all-to-alls) the others do not.
+        return not bool(split.sum(torch.tensor([0 if matched else 1], device=hidden.device)))
+
     @torch.no_grad()
     def _track(self, inputs: dict[str, Any], correct: torch.Tensor, mask: torch.Tensor) -> None:
+        """Tokens seen and accuracy counts of one training batch (`inputs` whole, also when split)."""
         attention = inputs.get("attention_mask")
         self.tokens_seen += int(attention.sum()) if attention is not None else inputs["input_ids"].numel()
-        if self.swift_args.acc_strategy == "seq":
-            per_row = (correct | ~mask).all(dim=-1) & mask.any(dim=-1)
-            self._accuracy[0] += float(per_row.sum())
-            self._accuracy[1] += int(mask.any(dim=-1).sum())
+        by_row = self.swift_args.acc_strategy == "seq"
+        if by_row:  # per row: wrong and trained tokens
+            counts = torch.stack([(mask & ~correct).sum(dim=-1), mask.sum(dim=-1)])
         else:
-            self._accuracy[0] += float(correct.sum())
-            self._accuracy[1] += int(mask.sum())
+            counts = torch.stack([(correct & mask).sum(), mask.sum()])
+        if self.sequence_parallel is not None:  # a shard's counts: the group's rows span all its ranks
+            counts = self.sequence_parallel.sum(counts)
+        if by_row:
+            wrong, trained = counts
+            self._accuracy[0] += float(((wrong == 0) & (trained > 0)).sum())
+            self._accuracy[1] += int((trained > 0).sum())
+        else:
+            self._accuracy[0] += float(counts[0])
+            self._accuracy[1] += int(counts[1])
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._accuracy[1]:
-            logs["token_acc"] = round(self._accuracy[0] / self._accuracy[1], 6)
+            logs[self._accuracy_name] = round(self._accuracy[0] / self._accuracy[1], 6)
             self._accuracy = [0.0, 0]
         super().log(logs, start_time)
 
@@ -210,7 +250,7 @@ class SwiftTrainer(Seq2SeqTrainer):
         output = super().evaluation_loop(*args, **kwargs)
         prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
         if self._eval_accuracy[1]:
-            output.metrics[f"{prefix}_token_acc"] = round(self._eval_accuracy[0] / self._eval_accuracy[1], 6)
+            output.metrics[f"{prefix}_{self._accuracy_name}"] = round(self._eval_accuracy[0] / self._eval_accuracy[1], 6)
         if self.swift_args.predict_with_generate:
             from swift_train.plugins import metrics
 
@@ -219,6 +259,12 @@ class SwiftTrainer(Seq2SeqTrainer):
             for name, value in scores.items():
                 output.metrics[f"{prefix}_{name}"] = round(value, 6)
         return output
+
+    def get_train_dataloader(self):  # noqa: ANN201
+        loader = super().get_train_dataloader()
+        if self.sequence_parallel is not None:
+            sequence_parallel.share_batches(loader, self.sequence_parallel)
+        return loader
 
     def create_optimizer(self, model=None):  # noqa: ANN001
         if self.optimizer is None and self.swift_args.optimizer:
@@ -233,6 +279,12 @@ class SwiftTrainer(Seq2SeqTrainer):
             optimizer_kwargs.pop("lr", None)
             self.optimizer = optimizer_cls(lora_plus_groups(self.model, self.swift_args), lr=self.args.learning_rate,
                                            **optimizer_kwargs)
+            return self.optimizer
+        if self.optimizer is None and self.swift_args.use_galore and self.swift_args.galore_with_embedding:
+            from swift_train.training_args import project_embeddings_too
+
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+            self.optimizer = optimizer_cls(**project_embeddings_too(optimizer_kwargs, self.model))
             return self.optimizer
         return super().create_optimizer(model)
 
@@ -303,6 +355,15 @@ class SwiftTrainer(Seq2SeqTrainer):
     # -- crash-safe checkpoints -------------------------------------------------------------
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        from swift_infer import own_tuners
+
+        model = self.accelerator.unwrap_model(self.model)
+        if own_tuners.attached(model) is not None:  # adapter / ReFT: the tuner's weights alone, not the base
+            if self.args.should_save:
+                own_tuners.save(model, output_dir or self.args.output_dir, base_model=self.swift_args.model)
+                if self.processing_class is not None:
+                    self.processing_class.save_pretrained(output_dir or self.args.output_dir)
+            return
         super()._save(output_dir, state_dict)
         from swift_train.tuners.lora import initial_adapter_dir, moves_base_weights
 
@@ -310,6 +371,24 @@ class SwiftTrainer(Seq2SeqTrainer):
             # Overwrite the adapter with the one that fits the original base (rank 2r, init true).
             self.model.save_pretrained(output_dir or self.args.output_dir,
                                        path_initial_model_for_weight_conversion=str(initial_adapter_dir(self.swift_args)))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:  # noqa: ANN001
+        from swift_infer import own_tuners
+
+        unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
+        if own_tuners.attached(unwrapped) is not None:
+            own_tuners.load_weights(unwrapped, resume_from_checkpoint)
+            return
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self) -> None:
+        from swift_infer import own_tuners
+
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        if own_tuners.attached(unwrapped) is not None and self.state.best_model_checkpoint is not None:
+            own_tuners.load_weights(unwrapped, self.state.best_model_checkpoint)
+            return
+        super()._load_best_model()
 
     def _get_output_dir(self, trial):  # noqa: ANN001
         return str(self._staging_parent) if self._staging_parent is not None else super()._get_output_dir(trial)

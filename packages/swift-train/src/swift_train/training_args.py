@@ -70,3 +70,16 @@ def galore_settings(args: Any) -> dict[str, Any]:
         "optim_target_modules": args.galore_target_modules or [r".*attn.*", r".*mlp.*"],
         "optim_args": optim_args,
     }
+
+
+def project_embeddings_too(optimizer_kwargs: dict[str, Any], model: Any) -> dict[str, Any]:
+    """--galore_with_embedding: transformers projects linear layers only; move the trainable embedding
+    weights from the plain group into the projected one (their gradients are 2-D like a linear layer's)."""
+    import torch
+
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding) and m.weight.requires_grad}
+    plain, projected = optimizer_kwargs["params"]
+    moved = [p for p in plain["params"] if id(p) in embeddings]
+    groups = [{**plain, "params": [p for p in plain["params"] if id(p) not in embeddings]},
+              {**projected, "params": [*projected["params"], *moved]}]
+    return {**optimizer_kwargs, "params": groups}

@@ -148,7 +148,7 @@ class DataArguments:
     streaming: bool = arg(False, hot=True, help="Stream the dataset instead of loading it whole.")
     enable_cache: bool = arg(False, help="Cache preprocessed datasets.")
     download_mode: Literal["reuse_dataset_if_exists", "force_redownload"] = arg(
-        "reuse_dataset_if_exists", help="Dataset download mode."
+        "reuse_dataset_if_exists", help="Hub datasets: reuse the cached copy, or force_redownload to fetch it again."
     )
     columns: dict | None = arg(None, help="Column renames as JSON, e.g. '{\"text1\": \"query\"}'.")
     strict: bool = arg(False, help="Stop at the first unusable row instead of skipping and counting it.")
@@ -196,7 +196,7 @@ class TemplateArguments:
         "default",
         help="Loss weights: " + ", ".join(LOSS_SCALES) + ", or a JSON file with a custom loss-scale config.",
     )
-    sequence_parallel_size: int = arg(1, help="Sequence parallel size.")
+    sequence_parallel_size: int = arg(1, help="Processes one sequence is split over (Ulysses); NPROC_PER_NODE must be a multiple.")
     use_chat_template: bool = arg(True, help="Use the chat template (false: generation template, as swift pt).")
     template_backend: Literal["swift", "jinja"] = arg(
         "swift", help="swift, or jinja (inference only): the model's own chat template through transformers' "

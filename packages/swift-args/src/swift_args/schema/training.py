@@ -72,8 +72,6 @@ class TrainArguments(ModelLoadingArguments, TrainerArguments, AllTunerArguments,
             self.output_dir = f"output/{model_suffix(self.model)}"
         if self.swanlab_exp_name is None:
             self.swanlab_exp_name = self.output_dir
-        if self.train_type == "reft" and "gradient_checkpointing" not in passed:
-            self.gradient_checkpointing = False  # the reference: ReFT is not compatible with it
         if self.packing and "lazy_tokenize" not in passed:
             self.lazy_tokenize = False  # packing bins need every sample's length up front (also for pt)
 
@@ -85,8 +83,6 @@ class TrainArguments(ModelLoadingArguments, TrainerArguments, AllTunerArguments,
             problems.append("--streaming true needs --max_steps (the dataset length is unknown)")
         if self.resume_only_model and not self.resume_from_checkpoint:
             problems.append("--resume_only_model needs --resume_from_checkpoint")
-        if self.train_type == "reft" and self.gradient_checkpointing:
-            problems.append("--train_type reft is not compatible with --gradient_checkpointing true")
         if self.packing and (self.lazy_tokenize or self.streaming):
             which = "--streaming true" if self.streaming else "--lazy_tokenize true"
             problems.append(f"--packing true cannot be combined with {which}: packing needs every sample's length "

@@ -227,7 +227,7 @@ class ReftArguments:
     reft_intervention_type: Literal[REFT_TYPES] = arg(  # type: ignore[valid-type]
         "LoreftIntervention", help="ReFT intervention type."
     )
-    reft_args: dict | None = arg(None, help="Extra ReFT intervention options as JSON.")
+    reft_args: dict | None = arg(None, help='Extra intervention options as JSON: dropout, act_fn, add_bias.')
 
 
 @dataclass(kw_only=True)

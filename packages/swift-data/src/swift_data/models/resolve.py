@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from swift_args import ArgumentError
+from swift_args.adapters import is_adapter_dir
 from swift_args.checkpoint_files import (
     checkpoint_dirs,
     damage_refusal,
@@ -61,9 +62,9 @@ def _model_in_directory(path: Path, verified: bool = False) -> Path:
         if not verified:
             _check_whole(path)
         return path
-    if (path / "adapter_config.json").is_file():
+    if is_adapter_dir(path):
         raise ArgumentError(
-            f"--model {path} is a LoRA adapter, not a model: pass it as --adapters {path} "
+            f"--model {path} is an adapter, not a model: pass it as --adapters {path} "
             "(the base model is read from its args.json)"
         )
     checkpoint = latest_checkpoint(path)
@@ -88,7 +89,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     highest-numbered one with a config is taken."""
     if not any(is_complete(c) for run in run_dirs(run_dir) for c in checkpoint_dirs(run)):
         numbered = [(step_of(p), p) for p in checkpoint_dirs(run_dir)]
-        complete = [(n, p) for n, p in numbered if (p / "config.json").is_file() or (p / "adapter_config.json").is_file()]
+        complete = [(n, p) for n, p in numbered if (p / "config.json").is_file() or is_adapter_dir(p)]
         return max(complete)[1] if complete else None
     found, skipped = newest_whole_checkpoint(run_dir, training_state=False)
     for checkpoint, why in skipped:

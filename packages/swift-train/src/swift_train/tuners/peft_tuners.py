@@ -17,7 +17,7 @@ def tuner_config(args: Any, model: Any = None) -> Any:
     """The peft config --train_type asks for (LoRA's included)."""
     from swift_train.tuners.lora import lora_config, module_selection
 
-    if args.train_type == "lora":
+    if args.train_type in ("lora", "longlora"):  # LongLoRA differs in its attention while training only
         return lora_config(args, model)
     return _BUILDERS[args.train_type](args, module_selection(args, model))
 

@@ -1,0 +1,107 @@
+"""The tuners peft does not have: bottleneck adapters (--train_type adapter) and ReFT interventions.
+
+They hang off the frozen model through forward hooks on named modules. Their directory holds
+swift_tuner.json (the kind, the hooked modules and the settings) and swift_tuner.safetensors (their
+own weights only), so `--adapters DIR` attaches them to the base model in an install that has
+swift-infer alone, the way a PEFT adapter is attached.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from swift_infer.own_tuners import bottleneck, reft
+
+CONFIG_FILE = "swift_tuner.json"
+WEIGHTS_FILE = "swift_tuner.safetensors"
+MODULE_NAME = "swift_tuner"  # the attribute under which each hooked module holds its tuner module
+_ATTACHED = "_swift_tuner_config"  # model attribute: the attached tuner's config
+KINDS = {"adapter": bottleneck, "reft": reft}
+
+
+def is_own_tuner(path: str | Path) -> bool:
+    return (Path(path) / CONFIG_FILE).is_file()
+
+
+def kind_of(path: str | Path) -> str:
+    """"adapter" or "reft", as saved in the tuner's directory."""
+    return json.loads((Path(path) / CONFIG_FILE).read_text())["kind"]
+
+
+def attached(model: Any) -> dict[str, Any] | None:
+    """The config of the tuner attached to `model` (unwrapped), or None."""
+    return getattr(model, _ATTACHED, None)
+
+
+def attach(model: Any, config: dict[str, Any]) -> Any:
+    """Build the tuner's modules (float32, trainable) on `model` and hook them in; returns `model`.
+
+    config: {"kind": "adapter" | "reft", "modules": [module names], "settings": {...}}.
+    """
+    kind = KINDS[config["kind"]]
+    device = next(model.parameters()).device
+    for name in config["modules"]:
+        host = model.get_submodule(name)
+        tuner = kind.build(_hidden_size(model), config["settings"]).to(device=device, dtype=torch.float32)
+        host.add_module(MODULE_NAME, tuner)
+        host.register_forward_hook(_apply_to_output)
+    setattr(model, _ATTACHED, config)
+    return model
+
+
+def tuner_state(model: Any) -> dict[str, torch.Tensor]:
+    """The tuner's weights only, keyed by their names in the model."""
+    marker = f".{MODULE_NAME}."
+    return {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items() if marker in name}
+
+
+def save(model: Any, directory: str | Path, base_model: str | None = None) -> None:
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {**attached(model), "base_model_name_or_path": base_model}
+    save_file(tuner_state(model), str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def load_weights(model: Any, directory: str | Path) -> None:
+    """Put the saved weights into the attached tuner; a tuner of another shape or base is an error."""
+    from safetensors.torch import load_file
+
+    saved = load_file(str(Path(directory) / WEIGHTS_FILE))
+    current = tuner_state(model)
+    if set(saved) != set(current):
+        raise ValueError(f"{directory} holds weights for other modules than this model's tuner")
+    for name, tensor in saved.items():
+        if tensor.shape != current[name].shape:
+            raise ValueError(f"size mismatch for {name}: saved {tuple(tensor.shape)}, model {tuple(current[name].shape)}")
+    model.load_state_dict(saved, strict=False)
+
+
+def load(model: Any, directory: str | Path, trainable: bool = False) -> Any:
+    """`model` with the tuner saved in `directory` attached; the base is frozen, the tuner too unless `trainable`."""
+    config = json.loads((Path(directory) / CONFIG_FILE).read_text())
+    config.pop("base_model_name_or_path", None)
+    attach(model, config)
+    load_weights(model, directory)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(trainable and f".{MODULE_NAME}." in name)
+    return model
+
+
+def _hidden_size(model: Any) -> int:
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return config.hidden_size
+
+
+def _apply_to_output(module: torch.nn.Module, inputs: Any, output: Any) -> Any:
+    """Forward hook: the host's output (hidden states first, when it returns a tuple) through its tuner."""
+    tuner = getattr(module, MODULE_NAME)
+    if isinstance(output, tuple):
+        return (tuner(output[0]), *output[1:])
+    return tuner(output)
