@@ -78,8 +78,17 @@ def _stop_token_ids(model: Any, tokenizer: Any) -> set[int]:
 def _max_length(model: Any, tokenizer: Any) -> int:
     for value in (getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)):
         if isinstance(value, int) and 0 < value < 10**8:
-            return value
+            return int(value * _dynamic_rope_factor(model.config))
     return 32768
+
+
+def _dynamic_rope_factor(config: Any) -> float:
+    """Dynamic NTK RoPE (--rope_scaling dynamic) stretches past max_position_embeddings, which it keeps
+    as the length it was trained at; the engine may take `factor` times as many tokens."""
+    rope = getattr(config, "rope_parameters", None)
+    if isinstance(rope, dict) and rope.get("rope_type") == "dynamic":
+        return max(1.0, float(rope.get("factor") or 1.0))
+    return 1.0
 
 
 def _batches_safely(model: Any) -> bool:
