@@ -76,6 +76,13 @@ def test_generation_arguments_are_never_loaded(tmp_path: Path) -> None:
     assert parse_args("infer", ["--adapters", str(run_dir / "checkpoint-10")]).args.temperature is None
 
 
+def test_a_training_runs_metric_is_not_taken_over_by_infer(tmp_path: Path) -> None:
+    """--predict_with_generate saves metric "nlg", which is no choice of infer's --metric (acc / rouge)."""
+    run_dir = train_run(tmp_path, "--predict_with_generate", "true")
+    assert json.loads((run_dir / "args.json").read_text())["metric"] == "nlg"
+    assert parse_args("infer", ["--adapters", str(run_dir / "checkpoint-10")]).args.metric is None
+
+
 def test_training_resume_loads_only_when_asked(tmp_path: Path) -> None:
     run_dir = train_run(tmp_path)
     ckpt = str(run_dir / "checkpoint-10")

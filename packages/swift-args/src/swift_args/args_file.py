@@ -72,11 +72,12 @@ def save_args(args: Any, run_dir: str | Path, command: str, model_dir: str | Pat
     return path
 
 
-def read_args_file(path: str | Path, schema: type, command: str) -> tuple[dict[str, Any], list[str]]:
+def read_args_file(path: str | Path, schema: type, command: str,
+                   only: set[str] | None = None) -> tuple[dict[str, Any], list[str]]:
     """The arguments stored in `path` that `schema` knows, checked against their types.
 
-    Returns (values, warnings). Keys the schema does not have (another command's arguments) are
-    skipped; a value of the wrong type, a newer schema or a broken file raise ArgumentError.
+    Returns (values, warnings). Keys the schema does not have (another command's arguments), and with
+    `only` the keys outside it, are skipped; a value of the wrong type, a newer schema or a broken file raise ArgumentError.
     """
     path = Path(path)
     try:
@@ -97,6 +98,8 @@ def read_args_file(path: str | Path, schema: type, command: str) -> tuple[dict[s
     if version == 0:
         raw = _upgrade_legacy(raw, command, warnings)
         warnings.insert(0, f"{path} has no schema_version (an older swift); read it as schema {SCHEMA_VERSION}")
+    if only is not None:  # values nobody will use are not checked against this command's schema
+        raw = {key: value for key, value in raw.items() if key in only or key in RESERVED}
     return _typed_values(path, raw, schema), warnings
 
 

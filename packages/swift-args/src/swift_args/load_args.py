@@ -18,9 +18,11 @@ from swift_args.fields import specs
 LOADED_GROUPS = {"base", "model", "template", "quantization"}
 DATA_GROUPS = {"data"}
 # Per-run or per-machine choices that a later stage must not inherit.
+# `metric` names a training run's evaluation (acc / nlg) but inference's scoring of its results
+# (acc / rouge): same name, another choice list.
 NEVER_LOADED = {
     "adapters", "seed", "load_args", "load_data_args", "hub_token", "device_map", "max_memory",
-    "padding_side", "sequence_parallel_size",
+    "padding_side", "sequence_parallel_size", "metric",
 }  # fmt: skip
 
 
@@ -75,7 +77,7 @@ def load_saved_args(
     args_file = find_args_file(source)
     if args_file is None:
         return {}, None, []
-    saved, warnings = read_args_file(args_file, schema, command)
     names = loadable_names(schema, with_data) - set(passed)
+    saved, warnings = read_args_file(args_file, schema, command, only=names)
     defaults = {f.name for f in dataclasses.fields(schema)}
     return {k: v for k, v in saved.items() if k in names and k in defaults}, args_file, warnings
