@@ -87,12 +87,7 @@ def setup(size: int) -> Groups:
 
 def enable(model: Any) -> None:
     """Register the implementation with transformers and switch `model` (a transformers model) to it."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface
-
-    AttentionInterface.register(NAME, attention_forward)
-    AttentionMaskInterface.register(NAME, _mask)
-    model.set_attn_implementation(NAME)
+    varlen.register(model, NAME, attention_forward, _mask)
 
 
 def _mask(*, attention_mask: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor | None:

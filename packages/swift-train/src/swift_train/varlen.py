@@ -33,12 +33,17 @@ def unsupported(config: Any) -> str | None:
 
 def enable(model: Any) -> None:
     """Register the implementation with transformers and switch `model` (a transformers model) to it."""
+    register(model, NAME, attention_forward, _mask)
+
+
+def register(model: Any, name: str, forward: Any, mask: Any) -> None:
+    """Register an attention implementation and the mask builder it takes; switch `model` to it."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
 
-    AttentionInterface.register(NAME, attention_forward)
-    AttentionMaskInterface.register(NAME, _mask)
-    model.set_attn_implementation(NAME)
+    AttentionInterface.register(name, forward)
+    AttentionMaskInterface.register(name, mask)
+    model.set_attn_implementation(name)
 
 
 def seq_bounds(position_ids: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -20,22 +20,21 @@ FAMILIES = ("llama", "mistral", "qwen2", "qwen3")  # decoders whose attention go
 
 def unsupported(config: Any) -> str | None:
     """Why a model cannot train with S²-Attn, or None."""
+    from swift_train import varlen
+
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     if text.model_type not in FAMILIES:
         return f"it is a {text.model_type} model; longlora supports {', '.join(FAMILIES)}"
-    if getattr(text, "use_sliding_window", True) and getattr(text, "sliding_window", None):
-        return "it uses sliding-window attention"
-    return None
+    return varlen.unsupported(config)  # sliding windows and soft-capped logits: groups of full attention
 
 
 def enable(model: Any) -> None:
     """Register S²-Attn with transformers and switch `model` to it (padded batches get sdpa's masks)."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    from transformers.masking_utils import sdpa_mask
 
-    AttentionInterface.register(NAME, attention_forward)
-    AttentionMaskInterface.register(NAME, sdpa_mask)
-    model.set_attn_implementation(NAME)
+    from swift_train import varlen
+
+    varlen.register(model, NAME, attention_forward, sdpa_mask)
 
 
 def attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
