@@ -45,7 +45,7 @@ def test_reft_resumes_its_run(reft_run, tmp_path, tiny_chat_model):
     assert (run / "checkpoint-2" / "swift_tuner.safetensors").is_file()
     wrong = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "other", "--max_steps", "3", "--train_type", "adapter",
                                 *resume))
-    assert wrong.returncode == 2 and "holds reft; resume it with --train_type reft" in wrong.stderr
+    assert wrong.returncode == 2 and "holds a reft tuner; train on from it with --train_type reft" in wrong.stderr
 
 
 def test_reft_cannot_be_merged(reft_run, tmp_path):
@@ -149,3 +149,28 @@ def test_qlora_trains_lora_on_a_4bit_base_and_infer_reloads_it_so(tmp_path, tiny
     assert json.loads((out / "args.json").read_text())["quant_method"] == "bnb"
     answered = run_swift("infer", "--adapters", str(out / "checkpoint-2"), "--max_new_tokens", "3", input="hi\n")
     assert answered.returncode == 0, answered.stderr[-3000:]
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--train_type", "reft", "--reft_layers", "0", "0"], "a layer is listed twice"),
+    (["--train_type", "reft", "--reft_args", '{"dropout": 2}'], "dropout is a number in [0, 1)"),
+    (["--galore_with_embedding", "true"], "configures GaLore; add --use_galore true"),
+    (["--train_type", "adapter", "--deepspeed", "zero3"], "adapter and reft checkpoints are saved from the unsharded"),
+    (["--adapters", "a", "b"], "training goes on from one adapter"),
+])
+def test_more_combinations_the_tuners_cannot_honour_are_refused_while_parsing(argv, said):
+    from swift_args import ArgumentError, parse_args
+
+    with pytest.raises(ArgumentError) as refused:
+        parse_args("sft", ["--model", "no-such-model", "--dataset", "general-instructions#8", *argv])
+    assert said in str(refused.value)
+
+
+def test_training_on_from_an_adapter_of_another_tuner_is_refused_before_loading(reft_run, tmp_path, tiny_chat_model):
+    result = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "run", "--adapters", str(reft_run / "checkpoint-2")))
+    assert result.returncode == 2 and "holds a reft tuner; train on from it with --train_type reft" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+    bad_act = run_swift(*tiny_sft(tiny_chat_model, tmp_path / "act", "--train_type", "reft", "--reft_args",
+                                  '{"act_fn": "nope"}'))
+    assert bad_act.returncode == 2 and "act_fn nope is not an activation" in bad_act.stderr
+    assert not (tmp_path / "act").exists()

@@ -100,3 +100,25 @@ def test_reft_trains_with_gradient_checkpointing_like_without(tmp_path):
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) == 2 * 3  # 2 layers x (R, W, b)
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name])
+
+
+def test_loreft_stays_orthonormal_through_training_and_saves_only_its_weights(tmp_path):
+    args = sft("--train_type", "reft", "--reft_rank", "2", "--reft_layers", "0")
+    model = prepare_hooked_tuner(tiny_llama(), args)
+    run(model, tmp_path, args, steps=3)
+    rotation = model.get_submodule("model.layers.0.swift_tuner.projection").weight  # [hidden, rank]
+    torch.testing.assert_close(rotation.T @ rotation, torch.eye(2), atol=1e-5, rtol=0)
+    shapes = {name.split("swift_tuner.")[1]: tuple(t.shape) for name, t in own_tuners.tuner_state(model).items()}
+    assert shapes == {"projection.parametrizations.weight.original": (32, 2), "source.weight": (2, 32),
+                      "source.bias": (2,)}  # no [hidden, hidden] buffer beside the [hidden, rank] weight
+
+
+def test_a_tuner_from_another_base_of_the_same_width_is_refused(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model = prepare_hooked_tuner(tiny_llama(), sft("--train_type", "reft", "--reft_layers", "0"))
+    own_tuners.save(model, tmp_path / "saved", base_model="tiny")
+    deeper = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                                          num_attention_heads=4, num_key_value_heads=2, vocab_size=96))
+    with pytest.raises(ValueError, match=r"trained on tiny \(num_hidden_layers 2 vs 3\)"):
+        own_tuners.load(deeper, tmp_path / "saved")

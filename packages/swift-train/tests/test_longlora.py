@@ -12,7 +12,8 @@ from swift_train.tuners.longlora import GROUPS, shifted_group_attention
 
 
 def reference(q, k, v, valid, scale):
-    """Token by token: which keys each query sees under S²-Attn, written out plainly."""
+    """Token by token: which keys each query sees under S²-Attn, written out plainly: its group (shifted by
+    half a group in the second half of the heads, the last group wrapping around), never a later token."""
     batch, heads, length, dim = q.shape
     padded = -(-length // GROUPS) * GROUPS
     size = padded // GROUPS
@@ -23,7 +24,8 @@ def reference(q, k, v, valid, scale):
             for i in range(length):
                 slot = (i - shift) % padded  # where token i sits once its head's tokens are rolled back by `shift`
                 group_start = slot // size * size
-                keys = [j for j in range(length) if group_start <= (j - shift) % padded <= slot and valid[b, j]]
+                keys = [j for j in range(length)
+                        if group_start <= (j - shift) % padded <= slot and j <= i and valid[b, j]]
                 if not keys:
                     continue
                 scores = (q[b, h, i] @ k[b, h, keys].T) * scale
@@ -47,6 +49,18 @@ def test_each_token_attends_within_its_group_and_half_the_heads_are_shifted(leng
     expected = reference(q, k.repeat_interleave(repeat, 1), v.repeat_interleave(repeat, 1), valid, 8**-0.5)
     real = valid[:, None, :, None].expand_as(got)
     torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
+
+
+def test_no_token_sees_a_later_one():
+    """The wrapped group of the shifted heads holds the sequence's end and start: the start must not see the end."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 4, 16, 8) for _ in range(3))
+    valid = torch.ones(1, 16, dtype=torch.bool)
+    before = shifted_group_attention(q, k, v, valid, 0.0, 1.0)
+    k2, v2 = k.clone(), v.clone()
+    k2[:, :, -1], v2[:, :, -1] = 5.0, 5.0  # only the last token changes
+    after = shifted_group_attention(q, k2, v2, valid, 0.0, 1.0)
+    torch.testing.assert_close(after[:, :-1], before[:, :-1])
 
 
 def test_training_uses_shifted_groups_and_evaluation_full_attention():
@@ -90,7 +104,10 @@ def test_long_sequences_train_on_the_gpu_with_a_quarter_of_the_attention():
         torch.testing.assert_close(out[:, :4, part], plain, atol=2e-2, rtol=2e-2)
         rolled = [t[:, 4:].roll(-(size // 2), dims=2)[:, :, part] for t in (q, k, v)]
         shifted = out[:, 4:].roll(-(size // 2), dims=2)[:, :, part]
-        torch.testing.assert_close(shifted, sdpa(*rolled, is_causal=True), atol=2e-2, rtol=2e-2)
+        allowed = torch.ones(size, size, dtype=torch.bool, device="cuda").tril()
+        if g == GROUPS - 1:  # the wrapped group: the sequence's start does not see its end
+            allowed[size // 2:, :size // 2] = False
+        torch.testing.assert_close(shifted, sdpa(*rolled, attn_mask=allowed), atol=2e-2, rtol=2e-2)
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from swift_train.tuners import prepare_lora

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from swift_args.checkpoint_files import damage_refusal
@@ -12,6 +13,31 @@ ADAPTER_CONFIGS = ("adapter_config.json", "swift_tuner.json")
 
 def is_adapter_dir(path: str | Path) -> bool:
     return any((Path(path) / name).is_file() for name in ADAPTER_CONFIGS)
+
+
+# peft's adapter types, by the --train_type that trains them.
+PEFT_TYPES = {"LORA": "lora", "ADALORA": "adalora", "VERA": "vera", "BOFT": "boft", "FOURIERFT": "fourierft"}
+
+
+def saved_tuner(path: str | Path) -> str | None:
+    """The --train_type that trained the adapter in `path` (lora also for longlora), None when unknown."""
+    for name in ADAPTER_CONFIGS:
+        config_file = Path(path) / name
+        if config_file.is_file():
+            try:
+                config = json.loads(config_file.read_text())
+            except (OSError, ValueError):
+                return None
+            return config.get("kind") if name == "swift_tuner.json" else PEFT_TYPES.get(config.get("peft_type"))
+    return None
+
+
+def tuner_mismatch(path: str | Path, train_type: str, flag: str) -> str | None:
+    """Why `train_type` cannot train on from the adapter at `path`, or None when it can."""
+    saved = saved_tuner(path)
+    if saved is None or saved == train_type or (saved, train_type) == ("lora", "longlora"):
+        return None
+    return f"{flag} {path} holds a {saved} tuner; train on from it with --train_type {saved}"
 
 
 def split_adapter(spec: str) -> tuple[str | None, str]:

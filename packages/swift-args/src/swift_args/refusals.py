@@ -28,6 +28,13 @@ REFT_EXTRA_ARGS = ("dropout", "act_fn", "add_bias")  # what swift_infer.own_tune
 MULTIMODAL = "multimodal models are not supported yet (they come with the multimodal issue); this model is text-only"
 
 
+def _bad_reft_values(extra: dict | None) -> bool:
+    extra = extra or {}
+    dropout, act_fn, add_bias = extra.get("dropout", 0.0), extra.get("act_fn"), extra.get("add_bias", False)
+    return (not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1
+            or not (act_fn is None or isinstance(act_fn, str)) or not isinstance(add_bias, bool))
+
+
 def _differs(name: str) -> Callable[[Any, set[str]], bool]:
     """The usual trigger: the user typed the argument with a value other than the reference's default."""
 
@@ -199,6 +206,10 @@ REFUSALS: tuple[Refusal, ...] = (
     Refusal(("deepspeed", "fsdp"), ("sft", "pt"),
             when=lambda args, typed: _splits(args, typed) and bool(args.deepspeed or args.fsdp), complete=False,
             why="--sequence_parallel_size works with plain data parallelism (DDP) so far; drop one of them"),
+    Refusal(("train_type",), ("sft", "pt"),
+            when=lambda args, typed: _splits(args, typed) and args.train_type == "longlora", complete=False,
+            why="longlora's shifted groups and --sequence_parallel_size's split are two attention schemes for long "
+            "sequences; use one of them (lora with --sequence_parallel_size, or longlora alone)"),
     Refusal(("neftune_noise_alpha",), ("sft", "pt"),
             when=lambda args, typed: _splits(args, typed) and bool(args.neftune_noise_alpha), complete=False,
             why="NEFTune scales its noise by the sequence length, and each rank sees 1/N of it under "
@@ -226,6 +237,24 @@ REFUSALS: tuple[Refusal, ...] = (
     Refusal(("reft_args",), TRAINING, complete=False,
             when=lambda args, typed: bool(set(args.reft_args or {}) - set(REFT_EXTRA_ARGS)),
             why=f"the interventions take {', '.join(REFT_EXTRA_ARGS)}; drop the other keys"),
+    Refusal(("reft_layers",), TRAINING, complete=False,
+            when=lambda args, typed: len(set(args.reft_layers or ())) != len(args.reft_layers or ()),
+            why="a layer is listed twice (it would get two interventions); list each once"),
+    Refusal(("reft_args",), TRAINING, complete=False, when=lambda args, typed: _bad_reft_values(args.reft_args),
+            why="dropout is a number in [0, 1), act_fn an activation name such as relu or gelu, add_bias true or "
+            "false"),
+    Refusal(("reft_layers", "reft_rank", "reft_intervention_type", "reft_args"), TRAINING, complete=False,
+            when=lambda args, typed: args.train_type == "reft" and bool(args.adapters) and bool(typed & set(REFT_FIELDS)),
+            why="training on from --adapters keeps the saved tuner's settings; drop them"),
+    Refusal(("adapters",), TRAINING, complete=False, when=lambda args, typed: len(args.adapters) > 1,
+            why="training goes on from one adapter; pass one (merge the others first: swift merge-lora)"),
+    Refusal(("deepspeed", "fsdp"), TRAINING, complete=False,
+            when=lambda args, typed: args.train_type in ("adapter", "reft") and bool(args.deepspeed or args.fsdp),
+            why="adapter and reft checkpoints are saved from the unsharded model; train them with plain data "
+            "parallelism (NPROC_PER_NODE alone), or use --train_type lora"),
+    Refusal(("galore_with_embedding",), TRAINING, complete=False,
+            when=lambda args, typed: args.galore_with_embedding and not args.use_galore,
+            why="configures GaLore; add --use_galore true, or drop it"),
     Refusal(("quant_method", "quant_bits"), TRAINING, complete=False,
             when=lambda args, typed: args.train_type in ("adapter", "reft") and args.quant_method is not None,
             why="a quantized base trains with the peft tuners (lora, adalora, ...), not adapter or reft; "

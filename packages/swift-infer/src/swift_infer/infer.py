@@ -71,6 +71,12 @@ def load_other_engine(args: Any, pairs: list[tuple[str, str, bool]]) -> Any:
     from swift_infer.loading import choose_dtype
 
     (import_vllm if args.infer_backend == "vllm" else import_lmdeploy)()  # the one-line error before any work
+    from swift_infer import own_tuners
+
+    for _, path, _ in pairs:
+        if own_tuners.is_own_tuner(path):
+            raise ArgumentError(f"--adapters {path}: {args.infer_backend} loads LoRA adapters only, and this is a "
+                                f"{own_tuners.kind_of(path)} tuner; use --infer_backend pt")
     model_dir, info = model_for_args(args)
     tokenizer = load_tokenizer(model_dir)
     encoder = Encoder(tokenizer, EncoderOptions.from_args(args))

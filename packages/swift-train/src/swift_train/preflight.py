@@ -66,6 +66,12 @@ def check_tuner_targets(args: Any, info: ModelInfo, resume: Path | None = None) 
             wanted = hooked_config(skeleton, args)
         except ValueError as exc:
             raise ArgumentError(f"--train_type {args.train_type}: {exc}") from None
+        from transformers.activations import ACT2FN
+
+        act_fn = (args.reft_args or {}).get("act_fn")
+        if args.train_type == "reft" and act_fn is not None and act_fn not in ACT2FN:
+            raise ArgumentError(f"--reft_args: act_fn {act_fn} is not an activation; use one of "
+                                f"{', '.join(sorted(ACT2FN)[:8])}, ...")
         _check_resumed_tuner(wanted, resume)
         return
     from peft import get_peft_model

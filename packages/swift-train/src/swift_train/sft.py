@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from swift_args import ARGS_FILE, ArgumentError, Invocation
-from swift_args.adapters import is_adapter_dir
+from swift_args.adapters import adapter_path, is_adapter_dir, tuner_mismatch
 from swift_args.checkpoint_files import is_checkpoint_dir, newest_whole_checkpoint, refusal
 from swift_args.plugins import import_files
 from swift_args.run_dir import RESUME_ENV, RUN_DIR_ENV, check_writable_dir, started_run
@@ -34,13 +34,9 @@ def resume_source(args: Any) -> Path | None:
         return None
     verified = os.environ.get(RESUME_ENV)  # a torchrun worker: the launcher has read every file already
     path = Path(verified) if verified else whole_checkpoint(Path(args.resume_from_checkpoint), args)
-    from swift_infer import own_tuners
-
     is_adapter = is_adapter_dir(path)
-    saved_kind = own_tuners.kind_of(path) if own_tuners.is_own_tuner(path) else None
-    if saved_kind != (args.train_type if args.train_type in own_tuners.KINDS else None) and is_adapter:
-        raise ArgumentError(f"--resume_from_checkpoint {path} holds {saved_kind or 'a peft adapter'}; resume it with "
-                            f"--train_type {saved_kind or 'lora (or the adapter tuner it was trained with)'}")
+    if is_adapter and (mismatch := tuner_mismatch(path, args.train_type, "--resume_from_checkpoint")):
+        raise ArgumentError(mismatch)
     if is_adapter != saves_adapters(args):
         kind, other = ("an adapter", "lora (or the adapter's tuner)") if is_adapter else ("a whole model", "full or llamapro")
         raise ArgumentError(f"--resume_from_checkpoint {path} holds {kind}; resume it with --train_type {other}")
@@ -220,6 +216,8 @@ def run_training(invocation: Invocation) -> int:
     import_files(args.external_plugins, "--external_plugins")
     check_plugins(args)  # after both kinds of plugin file registered theirs
     resume = resume_source(args)
+    if args.adapters and (mismatch := tuner_mismatch(adapter_path(args.adapters[0]), args.train_type, "--adapters")):
+        raise ArgumentError(mismatch)
     continue_in = continued_run(args, resume)
     rows = load_dataset_rows(DataOptions.from_args(args))  # before the model: a hub model may be gigabytes away
     _, info = model_for_args(model_source(args, resume))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from swift_args import RunStopped
+from swift_args import ArgumentError, RunStopped
 from swift_args.checkpoint_files import newest_whole_checkpoint
 from transformers import Seq2SeqTrainer
 
@@ -360,7 +360,10 @@ class SwiftTrainer(Seq2SeqTrainer):
         model = self.accelerator.unwrap_model(self.model)
         if own_tuners.attached(model) is not None:  # adapter / ReFT: the tuner's weights alone, not the base
             if self.args.should_save:
-                own_tuners.save(model, output_dir or self.args.output_dir, base_model=self.swift_args.model)
+                from swift_data.models import portable_model_name
+
+                own_tuners.save(model, output_dir or self.args.output_dir,
+                                base_model=portable_model_name(self.swift_args.model))
                 if self.processing_class is not None:
                     self.processing_class.save_pretrained(output_dir or self.args.output_dir)
             return
@@ -377,7 +380,11 @@ class SwiftTrainer(Seq2SeqTrainer):
 
         unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
         if own_tuners.attached(unwrapped) is not None:
-            own_tuners.load_weights(unwrapped, resume_from_checkpoint)
+            try:
+                own_tuners.load_weights(unwrapped, resume_from_checkpoint)
+            except ValueError as exc:
+                raise ArgumentError(f"--resume_from_checkpoint {resume_from_checkpoint}: {exc}; resume with the "
+                                    "arguments in its args.json") from None
             return
         super()._load_from_checkpoint(resume_from_checkpoint, model)
 

@@ -43,14 +43,22 @@ def attach(model: Any, config: dict[str, Any]) -> Any:
     config: {"kind": "adapter" | "reft", "modules": [module names], "settings": {...}}.
     """
     kind = KINDS[config["kind"]]
-    device = next(model.parameters()).device
     for name in config["modules"]:
         host = model.get_submodule(name)
+        device = next(host.parameters()).device  # a model spread over devices (--device_map): the host's own
         tuner = kind.build(_hidden_size(model), config["settings"]).to(device=device, dtype=torch.float32)
         host.add_module(MODULE_NAME, tuner)
         host.register_forward_hook(_apply_to_output)
-    setattr(model, _ATTACHED, config)
+    setattr(model, _ATTACHED, {**config, "base": base_shape(model)})
     return model
+
+
+def base_shape(model: Any) -> dict[str, Any]:
+    """What a tuner must fit: the architecture, its width and depth (a tuner of the same width but trained
+    on another model would otherwise load without complaint)."""
+    text = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return {"model_type": text.model_type, "hidden_size": text.hidden_size,
+            "num_hidden_layers": getattr(text, "num_hidden_layers", None)}
 
 
 def tuner_state(model: Any) -> dict[str, torch.Tensor]:
@@ -64,7 +72,7 @@ def save(model: Any, directory: str | Path, base_model: str | None = None) -> No
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config = {**attached(model), "base_model_name_or_path": base_model}
+    config = {**attached(model), "base_model_name_or_path": base_model}  # the name as the user gave it
     save_file(tuner_state(model), str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
 
@@ -86,7 +94,11 @@ def load_weights(model: Any, directory: str | Path) -> None:
 def load(model: Any, directory: str | Path, trainable: bool = False) -> Any:
     """`model` with the tuner saved in `directory` attached; the base is frozen, the tuner too unless `trainable`."""
     config = json.loads((Path(directory) / CONFIG_FILE).read_text())
-    config.pop("base_model_name_or_path", None)
+    base_name = config.pop("base_model_name_or_path", None)
+    saved, here = config.pop("base", None), base_shape(model)
+    if saved is not None and saved != here:
+        differs = ", ".join(f"{key} {saved.get(key)} vs {here[key]}" for key in here if saved.get(key) != here[key])
+        raise ValueError(f"it was trained on {base_name or 'another model'} ({differs})")
     attach(model, config)
     load_weights(model, directory)
     for name, parameter in model.named_parameters():

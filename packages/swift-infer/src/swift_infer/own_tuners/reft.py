@@ -37,7 +37,9 @@ class Intervention(torch.nn.Module):
         self.kind = kind
         if kind in ORTHONORMAL:
             rotation = _Rotation(hidden_size, rank)
-            self.projection = torch.nn.utils.parametrizations.orthogonal(rotation)
+            # Without the trivialization's [hidden, hidden] base buffer (saved, and broadcast by DDP every step,
+            # for a [hidden, rank] weight); the Householder map keeps the columns orthonormal by itself.
+            self.projection = torch.nn.utils.parametrizations.orthogonal(rotation, use_trivialization=False)
         else:
             self.projection = torch.nn.Linear(hidden_size, rank, bias=add_bias)
         if kind in LEARNED_SOURCE:

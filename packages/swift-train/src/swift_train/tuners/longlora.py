@@ -76,29 +76,49 @@ def shifted_group_attention(query: torch.Tensor, key: torch.Tensor, value: torch
         parts = [t[:, :, half * t.shape[2] // 2:(half + 1) * t.shape[2] // 2] for t in (q, k, v)]
         if shift:
             parts = [t.roll(-shift, dims=1) for t in parts]
-        out = _group_attention(*parts, valid.roll(-shift, dims=1), size, dropout, scale)
+        out = _group_attention(*parts, valid.roll(-shift, dims=1), size, dropout, scale, wrapped=bool(shift))
         halves.append(out.roll(shift, dims=1) if shift else out)
     return torch.cat(halves, dim=2)[:, :length]
 
 
 def _group_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, size: int,
-                     dropout: float, scale: float) -> torch.Tensor:
-    """Causal attention within consecutive groups of `size` positions: [B, L, h, D] -> [B, L, h, D]."""
+                     dropout: float, scale: float, wrapped: bool = False) -> torch.Tensor:
+    """Causal attention within consecutive groups of `size` positions: [B, L, h, D] -> [B, L, h, D].
+
+    `wrapped`: the rows were rolled, so the last group holds the sequence's last size/2 tokens followed by
+    its first size/2; those first tokens must not see the last ones (the original LongLoRA lets them: a
+    look at the future). That group is computed again with a mask that forbids it.
+    """
     batch, length, heads, dim = q.shape
     groups = length // size
     # [B, L, h, D] -> [B * G, h, S, D]: 4-D views the fused (flash / memory-efficient) kernels take.
-    q, k, v = (t.reshape(batch * groups, size, t.shape[2], dim).transpose(1, 2) for t in (q, k, v))
-    sdpa = torch.nn.functional.scaled_dot_product_attention
+    flat = [t.reshape(batch * groups, size, t.shape[2], dim).transpose(1, 2) for t in (q, k, v)]
+    causal = torch.ones(size, size, dtype=torch.bool, device=q.device).tril()
     if bool(valid.all()):  # no padding: the plain causal kernel (flash on GPU, GQA native), no mask in memory
-        out = sdpa(q, k, v, dropout_p=dropout, is_causal=True, scale=scale, enable_gqa=k.shape[1] != heads)
+        out = _sdpa(*flat, None, dropout, scale)
     else:
-        repeat = heads // k.shape[1]
-        k, v = (t.repeat_interleave(repeat, dim=1) for t in (k, v)) if repeat > 1 else (k, v)
-        causal = torch.ones(size, size, dtype=torch.bool, device=q.device).tril()
-        mask = causal & valid.reshape(batch * groups, 1, 1, size)
-        mask |= torch.eye(size, dtype=torch.bool, device=q.device)  # a padding query sees itself: no empty row
-        out = sdpa(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)
-    return out.transpose(1, 2).reshape(batch, length, heads, dim)
+        out = _sdpa(*flat, causal & valid.reshape(batch * groups, 1, 1, size), dropout, scale)
+    out = out.reshape(batch, groups, heads, size, dim)
+    if wrapped:
+        last = [t.reshape(batch, groups, size, t.shape[2], dim)[:, -1].transpose(1, 2) for t in (q, k, v)]
+        head_after_tail = causal.clone()
+        head_after_tail[size // 2:, :size // 2] = False
+        mask = head_after_tail & valid.reshape(batch, groups, size)[:, -1][:, None, None, :]
+        out = torch.cat([out[:, :-1], _sdpa(*last, mask, dropout, scale)[:, None]], dim=1)
+    return out.transpose(2, 3).reshape(batch, length, heads, dim)
+
+
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout: float,
+          scale: float) -> torch.Tensor:
+    """Causal sdpa over [N, h, S, D] (k/v may have fewer heads), or with a boolean mask of allowed keys."""
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    if mask is None:
+        return sdpa(q, k, v, dropout_p=dropout, is_causal=True, scale=scale, enable_gqa=k.shape[1] != q.shape[1])
+    repeat = q.shape[1] // k.shape[1]
+    if repeat > 1:
+        k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
+    mask = mask | torch.eye(q.shape[2], dtype=torch.bool, device=q.device)  # padding sees itself: no empty row
+    return sdpa(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)
 
 
 def _valid_keys(attention_mask: torch.Tensor | None, query: torch.Tensor) -> torch.Tensor:
