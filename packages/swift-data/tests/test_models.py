@@ -104,7 +104,7 @@ def test_adapter_directory_is_refused_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ArgumentError) as info:
         resolve_model_dir(str(tmp_path))
     assert info.value.problems == [
-        f"--model {tmp_path} is a LoRA adapter, not a model: pass it as --adapters {tmp_path} "
+        f"--model {tmp_path} is an adapter, not a model: pass it as --adapters {tmp_path} "
         "(the base model is read from its args.json)"
     ]
 
