@@ -122,3 +122,34 @@ def test_a_tuner_from_another_base_of_the_same_width_is_refused(tmp_path):
                                           num_attention_heads=4, num_key_value_heads=2, vocab_size=96))
     with pytest.raises(ValueError, match=r"trained on tiny \(num_hidden_layers 2 vs 3\)"):
         own_tuners.load(deeper, tmp_path / "saved")
+
+
+def test_load_best_model_at_end_restores_the_best_checkpoints_tuner(tmp_path):
+    from safetensors.torch import load_file
+    from swift_data.collator import Collator
+    from transformers import Seq2SeqTrainingArguments
+
+    from _tiny import samples
+    from swift_train.trainer import SwiftTrainer
+
+    args = sft("--train_type", "adapter")
+    model = prepare_hooked_tuner(tiny_llama(), args)
+    hf = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path / "run"), use_cpu=True, report_to=[], remove_unused_columns=False,
+        dataloader_pin_memory=False, max_steps=3, per_device_train_batch_size=2, learning_rate=3e-2,
+        eval_strategy="steps", eval_steps=1, save_strategy="steps", save_steps=1, load_best_model_at_end=True,
+        metric_for_best_model="loss", greater_is_better=False, logging_steps=1, disable_tqdm=True)
+    data = samples([12, 9, 15, 11, 8, 14])
+    trainer = SwiftTrainer(model=model, args=hf, train_dataset=data, eval_dataset=data[:2], data_collator=Collator(0),
+                           swift_args=args)
+    trainer.train()
+    assert trainer.state.best_model_checkpoint is not None
+    # Whichever step was best, going back to the first checkpoint must bring back exactly its tuner.
+    first = str(tmp_path / "run" / "checkpoint-1")
+    trainer.state.best_model_checkpoint = first
+    trainer._load_best_model()
+    saved = load_file(f"{first}/{own_tuners.WEIGHTS_FILE}")
+    now = own_tuners.tuner_state(model)
+    assert saved.keys() == now.keys() and all(torch.equal(saved[k], now[k]) for k in saved)
+    assert not all(torch.equal(saved[k], v) for k, v in load_file(
+        str(tmp_path / "run" / "checkpoint-3" / own_tuners.WEIGHTS_FILE)).items())  # step 3 had moved on
