@@ -8,7 +8,8 @@ from pathlib import Path
 from swift_args.checkpoint_files import damage_refusal
 
 # What marks a directory as an adapter: peft's config, or our own tuners' (adapter, ReFT).
-ADAPTER_CONFIGS = ("adapter_config.json", "swift_tuner.json")
+OWN_TUNER_CONFIG = "swift_tuner.json"
+ADAPTER_CONFIGS = ("adapter_config.json", OWN_TUNER_CONFIG)
 
 
 def is_adapter_dir(path: str | Path) -> bool:
@@ -28,7 +29,7 @@ def saved_tuner(path: str | Path) -> str | None:
                 config = json.loads(config_file.read_text())
             except (OSError, ValueError):
                 return None
-            return config.get("kind") if name == "swift_tuner.json" else PEFT_TYPES.get(config.get("peft_type"))
+            return config.get("kind") if name == OWN_TUNER_CONFIG else PEFT_TYPES.get(config.get("peft_type"))
     return None
 
 

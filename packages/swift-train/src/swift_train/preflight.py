@@ -93,13 +93,11 @@ def check_tuner_targets(args: Any, info: ModelInfo, resume: Path | None = None) 
 
 def _check_resumed_tuner(wanted: dict[str, Any], resume: Path | None) -> None:
     """A resumed adapter / ReFT run must build the tuner its checkpoint holds (else the weights do not fit)."""
-    import json
-
     from swift_infer import own_tuners
 
     if resume is None or not own_tuners.is_own_tuner(resume):
         return
-    saved = json.loads((resume / own_tuners.CONFIG_FILE).read_text())
+    saved = own_tuners.read_config(resume)
     if (saved["modules"], saved["settings"]) != (wanted["modules"], wanted["settings"]):
         raise ArgumentError(f"--resume_from_checkpoint {resume}: its tuner is {saved['settings']} on "
                             f"{len(saved['modules'])} modules, these arguments ask for {wanted['settings']} on "

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from swift_args.adapters import OWN_TUNER_CONFIG
 
 from swift_infer.own_tuners import bottleneck, reft
 
-CONFIG_FILE = "swift_tuner.json"
+CONFIG_FILE = OWN_TUNER_CONFIG
 WEIGHTS_FILE = "swift_tuner.safetensors"
 MODULE_NAME = "swift_tuner"  # the attribute under which each hooked module holds its tuner module
 _ATTACHED = "_swift_tuner_config"  # model attribute: the attached tuner's config
@@ -27,9 +28,14 @@ def is_own_tuner(path: str | Path) -> bool:
     return (Path(path) / CONFIG_FILE).is_file()
 
 
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The tuner's saved swift_tuner.json: kind, hooked modules, settings, and the base it was trained on."""
+    return json.loads((Path(path) / CONFIG_FILE).read_text())
+
+
 def kind_of(path: str | Path) -> str:
     """"adapter" or "reft", as saved in the tuner's directory."""
-    return json.loads((Path(path) / CONFIG_FILE).read_text())["kind"]
+    return read_config(path)["kind"]
 
 
 def attached(model: Any) -> dict[str, Any] | None:
@@ -93,7 +99,7 @@ def load_weights(model: Any, directory: str | Path) -> None:
 
 def load(model: Any, directory: str | Path, trainable: bool = False) -> Any:
     """`model` with the tuner saved in `directory` attached; the base is frozen, the tuner too unless `trainable`."""
-    config = json.loads((Path(directory) / CONFIG_FILE).read_text())
+    config = read_config(directory)
     base_name = config.pop("base_model_name_or_path", None)
     saved, here = config.pop("base", None), base_shape(model)
     if saved is not None and saved != here:

@@ -10,6 +10,7 @@ from typing import Any
 
 from swift_args.adapters import adapter_path
 from swift_infer import own_tuners
+from swift_infer.loading import attach_adapter
 
 from swift_train.tuners.layers import decoder_layers
 
@@ -20,8 +21,8 @@ def prepare_hooked_tuner(model: Any, args: Any) -> Any:
     """Freeze `model` and attach the tuner --train_type asks for (or --adapters' saved one, to train on)."""
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    if args.adapters:
-        own_tuners.load(model, adapter_path(args.adapters[0]), trainable=True)
+    if args.adapters:  # through the loader LoRA uses: damaged checkpoints and another base are one line
+        attach_adapter(model, adapter_path(args.adapters[0]), is_trainable=True)
     else:
         own_tuners.attach(model, hooked_config(model, args))
     if args.gradient_checkpointing:
