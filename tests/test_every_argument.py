@@ -25,6 +25,7 @@ from swift_args.resolve import parse_args
 RUNS = {
     "sft": ("swift_train.cli", "swift_train.sft"),
     "pt": ("swift_train.cli", "swift_train.sft"),
+    "rlhf": ("swift_train.cli", "swift_train.sft"),
     "infer": ("swift_infer.infer",),
     "deploy": ("swift_infer.deploy",),
     "sample": ("swift_infer.sample",),

@@ -34,7 +34,7 @@ CASES = [
     ("infer", ["--model", "m", "--load_dataset_config", "true"], "load_data_args", True, "use --load_data_args true"),
     ("infer", ["--model", "m", "--show_dataset_sample", "10"], "val_dataset_sample", 10, "use --val_dataset_sample 10"),
     ("infer", ["--model", "m", "--lora_modules", "a=/x"], "adapters", ["a=/x"], "use --adapters a=/x"),
-    ("rlhf", ["--ref_model_id_or_path", "r"], "ref_model", "r", "use --ref_model r"),
+    ("rlhf", ["--train_type", "full", "--ref_model_id_or_path", "r"], "ref_model", "r", "use --ref_model r"),
     ("web-ui", ["--host", "127.0.0.1"], "server_name", "127.0.0.1", "use --server_name 127.0.0.1"),
     ("eval", ["--eval_url", "http://x/v1", "--eval_nproc", "4"], "eval_num_proc", 4, "use --eval_num_proc 4"),
     ("export", ["--adapters", "a", "--merge_lora", "true", "--quant_output_dir", "q"], "output_dir", "q", "use --output_dir q"),

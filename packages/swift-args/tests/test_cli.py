@@ -114,7 +114,7 @@ def test_overview_names_the_package_of_a_missing_command(
     main(["--help"])
     out = capsys.readouterr().out
     assert "(LoRA, full and other tuners).  [not installed: pip install swift-train]\n" in out  # sft
-    assert f"[{NOT_IMPLEMENTED}]  [not installed: pip install swift-train]\n" in out  # rlhf: both notes
+    assert f"[{NOT_IMPLEMENTED}]  [not installed: pip install swift-export]\n" in out  # export: both notes
 
 
 def test_swift_args_does_not_import_torch() -> None:

@@ -28,6 +28,21 @@ REFT_EXTRA_ARGS = ("dropout", "act_fn", "add_bias")  # what swift_infer.own_tune
 MULTIMODAL = "multimodal models are not supported yet (they come with the multimodal issue); this model is text-only"
 
 
+# What online RL (PPO, GRPO) reads: swift rlhf parses them for the reference's sake and refuses them for now.
+ONLINE_RL = ("ppo", "grpo")
+ONLINE_RL_FIELDS = (
+    "reward_model", "reward_adapters", "reward_model_type", "reward_model_revision",
+    "num_ppo_epochs", "whiten_rewards", "kl_coef", "cliprange", "vf_coef", "cliprange_value", "gamma", "lam",
+    "num_mini_batches", "local_rollout_forward_batch_size", "num_sample_generations", "response_length",
+    "missing_eos_penalty", "num_generations", "max_completion_length", "ds3_gather_for_generation", "reward_funcs",
+    "reward_weights", "log_completions", "use_vllm", "num_infer_workers", "vllm_device", "vllm_gpu_memory_utilization",
+    "vllm_max_model_len", "vllm_max_num_seqs", "vllm_enforce_eager", "vllm_limit_mm_per_prompt",
+    "vllm_enable_prefix_caching", "num_iterations", "epsilon", "async_generate", "cosine_min_len_value_wrong",
+    "cosine_max_len_value_wrong", "cosine_min_len_value_correct", "cosine_max_len_value_correct", "cosine_max_len",
+    "repetition_n_grams", "repetition_max_penalty",
+)
+
+
 def _bad_reft_values(extra: dict | None) -> bool:
     extra = extra or {}
     dropout, act_fn, add_bias = extra.get("dropout", 0.0), extra.get("act_fn"), extra.get("add_bias", False)
@@ -146,7 +161,8 @@ REFUSALS: tuple[Refusal, ...] = (
     Refusal(("model_kwargs",), MODEL_COMMANDS, when=lambda args, typed: bool(args.model_kwargs),
             why="(or the environment variables MAX_PIXELS, FPS_MAX_FRAMES, ...): these are read by multimodal "
             "models, which are not supported yet; unset them"),
-    Refusal(("task_type", "num_labels"), ("deploy", "sample", "rlhf"), when=lambda args, typed: args.task_type != "causal_lm",
+    Refusal(("task_type", "num_labels"), ("deploy", "sample", "rlhf"),
+            when=lambda args, typed: args.task_type != "causal_lm" and getattr(args, "rlhf_type", None) != "rm",
             why="sequence classification trains with swift sft and answers through swift infer; this command "
             "generates text"),
     Refusal(("sequence_parallel_size",), (*INFERENCE, "merge-lora", "export", "eval", "app"),
@@ -267,6 +283,20 @@ REFUSALS: tuple[Refusal, ...] = (
     Refusal(("galore_with_embedding",), TRAINING, complete=False,
             when=lambda args, typed: args.galore_with_embedding and args.galore_optim_per_parameter,
             why="the per-parameter GaLore optimizer projects linear layers only; drop one of the two"),
+    # --- rlhf ----------------------------------------------------------------------------------------
+    Refusal(("rlhf_type",), ("rlhf",), values=ONLINE_RL, complete=False,
+            why="online RL (rollouts scored by reward functions or a reward model) is not available yet; the offline "
+            "algorithms dpo, orpo, simpo, cpo, kto and rm are"),
+    Refusal((*ONLINE_RL_FIELDS, "temperature"), ("rlhf",),
+            "configures online RL (ppo, grpo), which is not available yet; drop it"),
+    Refusal(("task_type", "num_labels"), ("rlhf",), complete=False,
+            when=lambda args, typed: args.rlhf_type == "rm" and bool(typed & {"task_type", "num_labels"}),
+            why="--rlhf_type rm sets them itself (a one-output score head, task_type seq_cls); drop it"),
+    Refusal(("packing",), ("rlhf",), "chosen and rejected answers are scored as whole sequences, not packed rows; on "
+            "GPUs swift rlhf already lays each batch out without padding (varlen attention); drop it"),
+    Refusal(("predict_with_generate", "max_new_tokens", "metric", "acc_strategy"), ("rlhf",),
+            "preference training evaluates with its loss and reward metrics (rewards/accuracies, rewards/margins); "
+            "generate from the checkpoint with swift infer instead; drop it"),
     Refusal(("galore_quantization", "galore_proj_quant", "galore_proj_bits", "galore_proj_group_size",
              "galore_cos_threshold", "galore_gamma_proj", "galore_queue_size"), TRAINING,
             "these configure Q-GaLore, which is not supported yet (q-galore-torch is not integrated); "

@@ -33,6 +33,7 @@ from swift_data.datasets.spec import parse_dataset_spec
 from swift_data.datasets.readers import RawRow
 from swift_data.models.cache import cache_root
 from swift_data.packing import pack_dataset
+from swift_data.preference import preference_sample, sample_length
 from swift_data.preprocess.formats import rename_columns, to_conversation
 from swift_data.skips import WRONG_TYPES, SkipCounter, SkippedRow
 from swift_data.templates.encode import Encoder, EncoderOptions
@@ -68,6 +69,8 @@ def encode_row(row: RawRow, encoder: Encoder, columns: dict[str, str] | None, ke
         raise row.error
     assert row.data is not None
     data = rename_columns(row.data, columns)
+    if encoder.options.rlhf_type is not None:
+        return preference_sample(to_conversation(data, row.where, require_response), encoder, encoder.options.rlhf_type)
     if encoder.classifies:
         return classification_sample(data, row.where, encoder)
     conversation = to_conversation(data, row.where, require_response)
@@ -153,7 +156,7 @@ class EncodedDataset(torch.utils.data.Dataset):
 
     @property
     def lengths(self) -> list[int]:
-        return [len(s["input_ids"]) for s in self.samples]
+        return [sample_length(s) for s in self.samples]
 
 
 class LazyDataset(torch.utils.data.Dataset):

@@ -14,6 +14,8 @@ WRONG_TYPES = "wrong types"
 EMPTY_RESPONSE = "empty assistant turn"
 TOO_LONG = "longer than max_length (truncation_strategy delete)"
 NO_TRAINED_TOKENS = "no trained tokens left after truncation"
+NO_REJECTED = "no rejected answer"
+NO_KTO_LABEL = "no kto label"
 
 
 class SkippedRow(Exception):

@@ -4,6 +4,10 @@ Interactive: each line typed is classified and answered with the predicted class
 probability. Over a dataset (--val_dataset): one JSON line per row with `predicted`, `probabilities`
 and, where the row has one, its `label`; the accuracy over labelled rows is printed and stored beside
 the results as <name>.metric.json.
+
+A reward model (--num_labels 1, what `swift rlhf --rlhf_type rm` trains) answers with a `score` for
+the whole conversation, its last answer included; a preference row (chosen/rejected) gets `score` and
+`rejected_score`, and the share of rows whose chosen answer scores higher is the printed accuracy.
 """
 
 from __future__ import annotations
@@ -30,11 +34,27 @@ class Classifier:
         self.encoder = Encoder(loaded.tokenizer, EncoderOptions.from_args(args))
         self.device = next(self.model.parameters()).device
 
+    @property
+    def scores(self) -> bool:
+        """A reward model: one output, a score rather than class probabilities."""
+        return self.model.config.num_labels == 1
+
     @torch.no_grad()
-    def probabilities(self, conversation: Conversation) -> list[float]:
+    def logits(self, conversation: Conversation) -> list[float]:
         ids = torch.tensor([self.encoder.classification_ids(conversation)], device=self.device)
-        logits = self.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].float()
-        return torch.softmax(logits, -1).tolist()
+        return self.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].float().tolist()
+
+    def answer(self, conversation: Conversation) -> dict[str, Any]:
+        logits = self.logits(conversation)
+        if self.scores:
+            result = {"score": round(logits[0], 6)}
+            if conversation.rejected_response is not None:
+                from swift_data.preference import with_final_answer
+
+                rejected = with_final_answer(conversation, conversation.rejected_response)
+                result["rejected_score"] = round(self.logits(rejected)[0], 6)
+            return result
+        return answer(torch.softmax(torch.tensor(logits), -1).tolist())
 
 
 def answer(probabilities: list[float]) -> dict[str, Any]:
@@ -59,8 +79,11 @@ def _interactive(classifier: Classifier) -> int:
             return 0
         if text.strip() in ("/quit", "/exit"):
             return 0
-        result = answer(classifier.probabilities(Conversation([{"role": "user", "content": text}])))
-        print(f">>> label {result['predicted']}  probabilities {result['probabilities']}", flush=True)
+        result = classifier.answer(Conversation([{"role": "user", "content": text}]))
+        if "score" in result:
+            print(f">>> score {result['score']}", flush=True)
+        else:
+            print(f">>> label {result['predicted']}  probabilities {result['probabilities']}", flush=True)
 
 
 def _over_dataset(classifier: Classifier, args: Any, rows: list[Any]) -> int:
@@ -73,17 +96,21 @@ def _over_dataset(classifier: Classifier, args: Any, rows: list[Any]) -> int:
                 if row.error is not None:
                     raise row.error
                 data = rename_columns(row.data, args.columns)
-                label = data.get("label")
+                label = None if classifier.scores else data.get("label")  # a score has no class to compare with
                 if label is not None and not str(label).strip().lstrip("-").isdigit():
                     raise SkippedRow(WRONG_TYPES, f"label must be a class index, got {label!r}")
                 conversation = to_conversation({k: v for k, v in data.items() if k != "label"}, row.where,
                                                require_response=False)
-                result = answer(classifier.probabilities(conversation))
+                result = classifier.answer(conversation)
             except SkippedRow as skipped:
                 skips.skip(row.where, skipped)
                 continue
             record = {"messages": conversation.messages, **result}
-            if label is not None:
+            if "rejected_score" in result:  # a preference pair: right when the chosen answer scores higher
+                record["rejected_response"] = conversation.rejected_response
+                labelled += 1
+                right += result["score"] > result["rejected_score"]
+            elif label is not None and "predicted" in result:
                 record["label"] = int(label)
                 labelled += 1
                 right += int(label) == result["predicted"]

@@ -26,5 +26,4 @@ def pt(argv: list[str]) -> int:
 
 
 def rlhf(argv: list[str]) -> int:
-    # Arguments are parsed and checked now; the command itself lands with issue #4.
-    return run_command("rlhf", argv, None)
+    return run_command("rlhf", argv, _train)

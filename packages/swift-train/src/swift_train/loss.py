@@ -144,3 +144,36 @@ def full_token_loss(logits: torch.Tensor, labels: torch.Tensor, loss_scale: torc
     with torch.no_grad():
         correct = (logits.argmax(-1) == targets) & mask
     return TokenLoss(per_token.sum(), correct, mask)
+
+
+def sequence_logps(head: Head | None, hidden_or_logits: torch.Tensor, labels: torch.Tensor, index: torch.Tensor,
+                   count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sequence: the summed float32 log-probability of its trained tokens, and how many there are.
+
+    `index` [rows, length] says which of the `count` sequences each position belongs to (a padded
+    row is one sequence; a flattened row holds several). With a head, `hidden_or_logits` are the
+    decoder's hidden states and lm_head runs chunk by chunk on the trained positions, as in
+    chunked_token_loss; without one, they are the model's full logits.
+    """
+    targets = labels[:, 1:].to(hidden_or_logits.device)
+    mask = targets != IGNORE
+    owner = index[:, 1:].to(hidden_or_logits.device)[mask]
+    selected = hidden_or_logits[:, :-1][mask]
+    wanted = targets[mask]
+    if head is None:
+        token_logps = _logps(None, selected, wanted)
+    else:
+        pieces = []
+        for start in range(0, len(wanted), head.chunk_tokens):
+            piece = slice(start, start + head.chunk_tokens)
+            args = (head.output, selected[piece], wanted[piece])
+            pieces.append(checkpoint(_logps, *args, use_reentrant=False) if torch.is_grad_enabled() else _logps(*args))
+        token_logps = torch.cat(pieces) if pieces else selected[:0, 0].float()
+    sums = torch.zeros(count, device=token_logps.device, dtype=torch.float32).index_add(0, owner, token_logps)
+    tokens = torch.bincount(owner, minlength=count)
+    return sums, tokens
+
+
+def _logps(output: torch.nn.Module | None, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    logits = (output(hidden) if output is not None else hidden).float()
+    return -torch.nn.functional.cross_entropy(logits, targets, reduction="none")  # no [N, V] log_softmax copy

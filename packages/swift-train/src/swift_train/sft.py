@@ -1,6 +1,10 @@
-"""`swift sft` and `swift pt`: load, prepare data, build the trainer, train, save, summarise.
+"""`swift sft`, `swift pt` and `swift rlhf`: load, prepare data, build the trainer, train, save, summarise.
 
 Run as: swift sft --model SmolLM2-135M-Instruct --dataset self-cognition#500 --model_name ... --model_author ...
+        swift rlhf --rlhf_type dpo --model SmolLM2-135M-Instruct --dataset preference-pairs
+
+rlhf differs in its samples (chosen/rejected pairs, swift_data.preference), its batches and loss
+(swift_train.preference), and, for full training, a frozen reference model loaded beside the policy.
 """
 
 from __future__ import annotations
@@ -158,7 +162,8 @@ def speed_up(model: Any, args: Any) -> None:
         sequence_parallel.enable(model)
         _say(f"each sequence is split over {args.sequence_parallel_size} processes ({sequence_parallel.NAME} attention)")
         return
-    packed = args.packing or getattr(args, "padding_free", False)
+    # rlhf's pairs are flattened into one row where varlen attention runs (preference.batch); rm scores padded rows.
+    packed = args.packing or getattr(args, "padding_free", False) or getattr(args, "rlhf_type", "rm") != "rm"
     if not (packed and args.attn_impl in (None, "sdpa") and torch.cuda.is_available()):
         return  # flex_attention, eager and flash_attn are the user's explicit choice
     from swift_train import varlen
@@ -221,6 +226,7 @@ def run_training(invocation: Invocation) -> int:
     continue_in = continued_run(args, resume)
     rows = load_dataset_rows(DataOptions.from_args(args))  # before the model: a hub model may be gigabytes away
     _, info = model_for_args(model_source(args, resume))
+    reference = reference_model_info(args, info)
     preflight.check_sequence_parallel(args, info)
     exit_code = relaunch_under_torchrun(invocation, info.model_dir, resume, continue_in)
     if exit_code is not None:
@@ -238,7 +244,8 @@ def run_training(invocation: Invocation) -> int:
 
         set_seed(args.seed)
         loaded = prepare_model(args, resume, info, tokenizer, data.train)
-        trainer = build_trainer(args, run_dir, loaded, data)
+        ref_model = load_reference_model(args, reference, tokenizer) if reference is not None else None
+        trainer = build_trainer(args, run_dir, loaded, data, ref_model)
         start_swanlab(args, run_dir)
         checkpoints.clean_staging(run_dir)
         if resume is not None and not args.resume_only_model:
@@ -256,7 +263,35 @@ def run_training(invocation: Invocation) -> int:
     return summarise(trainer, run_dir, args)
 
 
-def build_trainer(args: Any, run_dir: Path, loaded: Any, data: Any) -> Any:
+def reference_model_info(args: Any, info: ModelInfo) -> ModelInfo | None:
+    """Full-parameter dpo and kto compare against a second, frozen model: its files, checked before any load."""
+    if not getattr(args, "ref_model", None):
+        return None
+    if (args.ref_model, args.ref_model_type, args.ref_model_revision) == (args.model, args.model_type, args.model_revision):
+        return info
+    from swift_data.models import model_for_args
+
+    reference = dataclasses.replace(args, model=args.ref_model, model_type=args.ref_model_type,
+                                    model_revision=args.ref_model_revision, adapters=[])
+    try:
+        _, ref_info = model_for_args(reference)
+    except ArgumentError as exc:
+        raise ArgumentError(f"--ref_model {args.ref_model}: {exc}") from None
+    return ref_info
+
+
+def load_reference_model(args: Any, info: ModelInfo, tokenizer: Any) -> Any:
+    """The reference model: loaded once in the training dtype, frozen, in eval mode."""
+    from swift_infer.loading import load_model
+
+    reference = dataclasses.replace(args, model=str(info.model_dir), model_type=args.ref_model_type,
+                                    model_revision=args.ref_model_revision, adapters=[], quant_method=None)
+    loaded = load_model(reference, info=info, tokenizer=tokenizer)
+    speed_up(loaded.model, dataclasses.replace(args, use_liger=False))  # the policy's attention for the same batches
+    return loaded.model.requires_grad_(False).eval()
+
+
+def build_trainer(args: Any, run_dir: Path, loaded: Any, data: Any, ref_model: Any = None) -> Any:
     from swift_data.collator import Collator
 
     from swift_train.logging_jsonl import JsonlLogger
@@ -264,14 +299,25 @@ def build_trainer(args: Any, run_dir: Path, loaded: Any, data: Any) -> Any:
     from swift_train.training_args import hf_training_args
 
     has_eval = data.val is not None and len(data.val) > 0
-    trainer = SwiftTrainer(
+    trainer_class, extra, collator = SwiftTrainer, {}, Collator(loaded.tokenizer.pad_token_id, args.padding_side,
+                                                                args.packing)
+    if getattr(args, "rlhf_type", None) is not None:
+        from swift_train import varlen
+        from swift_train.preference.batch import PreferenceCollator
+        from swift_train.preference.trainer import PreferenceTrainer
+
+        flatten = getattr(loaded.model.config, "_attn_implementation", None) == varlen.NAME
+        trainer_class, extra = PreferenceTrainer, {"ref_model": ref_model}
+        collator = PreferenceCollator(loaded.tokenizer.pad_token_id, args.rlhf_type, flatten=flatten)
+    trainer = trainer_class(
         model=loaded.model,
         args=hf_training_args(args, run_dir, loaded.dtype, has_eval=has_eval),
         train_dataset=data.train,
         eval_dataset=data.val if has_eval else None,
-        data_collator=Collator(loaded.tokenizer.pad_token_id, args.padding_side, args.packing),
+        data_collator=collator,
         processing_class=loaded.tokenizer,
         swift_args=args,
+        **extra,
     )
     trainer.add_callback(JsonlLogger(run_dir / "logging.jsonl", lambda: trainer.tokens_seen))
     if args.train_type == "adalora":

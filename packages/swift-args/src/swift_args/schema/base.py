@@ -122,8 +122,9 @@ class ModelArguments:
             self.task_type = "seq_cls"
 
     def _check(self) -> list[str]:
-        if self.task_type == "seq_cls" and (self.num_labels is None or self.num_labels < 2):
-            return [f"--task_type seq_cls needs --num_labels N (2 or more classes), got {self.num_labels}"]
+        if self.task_type == "seq_cls" and (self.num_labels is None or self.num_labels < 1):
+            return [f"--task_type seq_cls needs --num_labels N (2 or more classes; 1 is a reward model's score), "
+                    f"got {self.num_labels}"]
         return []
 
 

@@ -98,6 +98,9 @@ class TrainArguments(ModelLoadingArguments, TrainerArguments, AllTunerArguments,
         if self.task_type == "seq_cls" and (self.packing or self.predict_with_generate):
             which = "--packing" if self.packing else "--predict_with_generate"
             problems.append(f"--task_type seq_cls classifies whole samples; drop {which}")
+        if self.task_type == "seq_cls" and self.num_labels == 1 and getattr(self, "rlhf_type", None) != "rm":
+            problems.append("--num_labels 1 is a reward model's single score: train one with swift rlhf --rlhf_type rm "
+                            "on chosen/rejected pairs")
         if self.task_type == "seq_cls" and self.train_type not in ("lora", "full"):
             problems.append(f"--task_type seq_cls trains with --train_type lora or full (got {self.train_type})")
         if self.train_type == "full" and self.adapters:
@@ -181,6 +184,11 @@ class GrpoArguments:
 
 
 RLHF_TYPES = ("dpo", "orpo", "simpo", "kto", "cpo", "rm", "ppo", "grpo")
+ONLINE_RL = ("ppo", "grpo")
+# --loss_type of the DPO family (the DPO, IPO, robust DPO, APO, SPPO and NCA papers) and of CPO.
+DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust", "apo_zero", "apo_down", "sppo_hard", "nca_pair")
+CPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo")
+WHOLE_MODEL_TUNERS = ("full", "llamapro")  # trained weights are the model's own: the reference is a second model
 
 
 @dataclass(kw_only=True)
@@ -191,7 +199,8 @@ class RlhfArguments(TrainArguments, RewardModelArguments, PpoArguments, GrpoArgu
 
     rlhf_type: Literal[RLHF_TYPES] = arg("dpo", hot=True, help="Alignment algorithm: " + ", ".join(RLHF_TYPES) + ".")  # type: ignore[valid-type]
     ref_model: str | None = arg(
-        None, help="Reference model (dpo, kto, ppo). None: a frozen copy of --model for full training."
+        None, help="Reference model of dpo and kto with --train_type full. None: the starting --model (loaded once, "
+        "frozen). With LoRA and the other tuners the reference is the model with its adapter disabled."
     )
     ref_model_type: str | None = arg(None, help="Reference model type.")
     ref_model_revision: str | None = arg(None, help="Reference model revision.")
@@ -212,8 +221,10 @@ class RlhfArguments(TrainArguments, RewardModelArguments, PpoArguments, GrpoArgu
     def _resolve(self, passed: set[str]) -> None:
         if self.beta is None:
             self.beta = {"simpo": 2.0, "grpo": 0.04}.get(self.rlhf_type, 0.1)
-        if self.ref_model is None and self.train_type == "full" and self.rlhf_type in ("dpo", "kto", "ppo"):
+        if self.ref_model is None and self.train_type in WHOLE_MODEL_TUNERS and self.rlhf_type in ("dpo", "kto", "ppo"):
             self.ref_model = self.model
+        if self.rlhf_type == "rm":  # a reward model: the causal LM with a one-output score head
+            self.task_type, self.num_labels = "seq_cls", 1
         if "metric_for_best_model" not in passed:
             if self.rlhf_type == "ppo":
                 self.metric_for_best_model = None
@@ -224,11 +235,29 @@ class RlhfArguments(TrainArguments, RewardModelArguments, PpoArguments, GrpoArgu
 
     def _check(self) -> list[str]:
         problems = []
-        if self.rlhf_type == "ppo" and not self.reward_model:
+        kind = self.rlhf_type
+        if kind == "ppo" and not self.reward_model:
             problems.append("--rlhf_type ppo needs --reward_model")
         if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs) + bool(self.reward_model):
             problems.append(
                 f"--reward_weights has {len(self.reward_weights)} values but there are "
                 f"{len(self.reward_funcs) + bool(self.reward_model)} reward functions"
             )
+        if kind in ONLINE_RL:
+            return problems
+        allowed = {"dpo": DPO_LOSS_TYPES, "cpo": CPO_LOSS_TYPES}.get(kind, ())
+        if self.loss_type is not None and self.loss_type not in allowed:
+            problems.append(f"--loss_type {self.loss_type}: --rlhf_type {kind} takes "
+                            + (", ".join(allowed) if allowed else "no --loss_type; drop it"))
+        if self.ref_model and kind not in ("dpo", "kto"):
+            problems.append(f"--ref_model: --rlhf_type {kind} uses no reference model; drop it")
+        elif self.ref_model and self.train_type not in WHOLE_MODEL_TUNERS:
+            problems.append(f"--ref_model with --train_type {self.train_type}: the reference is the model with its "
+                            "adapter disabled (no second copy in memory); drop --ref_model")
+        if kind == "rm" and self.train_type not in ("lora", "full"):
+            problems.append(f"--rlhf_type rm trains a score head with --train_type lora or full (got {self.train_type})")
+        if self.beta <= 0:
+            problems.append(f"--beta must be positive, got {self.beta}")
+        if not 0 <= self.label_smoothing < 0.5:
+            problems.append(f"--label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         return problems

@@ -1,4 +1,5 @@
-"""Datasets shipped inside this package, usable offline: `self-cognition` and `general-instructions`."""
+"""Datasets shipped inside this package, usable offline: `self-cognition`, `general-instructions` and
+`preference-pairs`."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ BUILTIN_DATASETS = {
         BuiltinDataset("general-instructions", "general_instructions.jsonl",
                        "A small general instruction set (Alpaca format) for demos.",
                        aliases=("swift/general-instructions",)),
+        BuiltinDataset("preference-pairs", "preference_pairs.jsonl",
+                       "Chosen/rejected answer pairs for swift rlhf (dpo, orpo, simpo, cpo, kto, rm): the chosen one "
+                       "correct, concise and polite (en and zh).",
+                       aliases=("swift/preference-pairs",)),
     )
 }
 _BY_NAME = {name: d for d in BUILTIN_DATASETS.values() for name in (d.name, *d.aliases)}

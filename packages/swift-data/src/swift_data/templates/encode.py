@@ -51,6 +51,7 @@ class EncoderOptions:
     template_backend: str = "swift"  # jinja: the model's own template, messages and tools as they are (inference)
     task_type: str = "causal_lm"  # seq_cls: one class label per sample, read from its last token
     num_labels: int | None = None
+    rlhf_type: str | None = None  # swift rlhf: samples are chosen/rejected pairs or KTO rows (swift_data.preference)
 
     @classmethod
     def from_args(cls, args: Any) -> EncoderOptions:

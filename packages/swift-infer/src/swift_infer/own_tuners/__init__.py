@@ -9,6 +9,8 @@ swift-infer alone, the way a PEFT adapter is attached.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +119,24 @@ def _hidden_size(model: Any) -> int:
     return config.hidden_size
 
 
+@contextmanager
+def disabled(model: Any) -> Iterator[None]:
+    """The base model alone while the block runs (rlhf's reference model is the model without its tuner)."""
+    tuners = [m for m in model.modules() if hasattr(m, MODULE_NAME)]
+    for host in tuners:
+        getattr(host, MODULE_NAME).disabled = True
+    try:
+        yield
+    finally:
+        for host in tuners:
+            getattr(host, MODULE_NAME).disabled = False
+
+
 def _apply_to_output(module: torch.nn.Module, inputs: Any, output: Any) -> Any:
     """Forward hook: the host's output (hidden states first, when it returns a tuple) through its tuner."""
     tuner = getattr(module, MODULE_NAME)
+    if getattr(tuner, "disabled", False):
+        return output
     if isinstance(output, tuple):
         return (tuner(output[0]), *output[1:])
     return tuner(output)

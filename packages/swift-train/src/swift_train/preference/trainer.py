@@ -1,0 +1,205 @@
+"""The preference trainer: SwiftTrainer (checkpoints, NaN stop, logging, resume) with the rlhf losses.
+
+One forward pass scores every answer of a batch (batch.py lays them out); lm_head runs chunk by
+chunk on the answer tokens only, so the [sequences, length, vocabulary] logits never exist. The
+reference model is the same model with its adapter disabled for LoRA and the other tuners, and a
+frozen copy (--ref_model) for full training; it runs without gradient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from typing import Any
+
+import torch
+
+from swift_train.loss import find_head, hidden_states, sequence_logps
+from swift_train.preference import losses
+from swift_train.preference.batch import sequence_index
+from swift_train.trainer import SwiftTrainer
+from swift_train import varlen
+
+REFERENCE_FREE = ("orpo", "simpo", "cpo", "rm")
+
+
+class PreferenceTrainer(SwiftTrainer):
+    def __init__(self, *args: Any, ref_model: Any = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # Each micro step's loss is a mean over its pairs; transformers divides it by the accumulation steps.
+        self.model_accepts_loss_kwargs = False
+        self.ref_model = ref_model
+        self._ref_head: Any = None
+        self._metrics: dict[str, dict[str, list[torch.Tensor]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
+
+    # -- the loss ----------------------------------------------------------------------------
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+        args = self.swift_args
+        inputs = dict(inputs)
+        if args.rlhf_type == "rm":
+            loss, metrics = self._reward_model_loss(model, inputs)
+        elif args.rlhf_type == "kto":
+            loss, metrics = self._kto_loss(model, inputs)
+        else:
+            loss, metrics = self._pair_loss(model, inputs)
+        if args.train_type == "adalora" and self.model.training:
+            from swift_train.tuners.peft_tuners import orthogonal_regularisation
+
+            loss = loss + orthogonal_regularisation(self.accelerator.unwrap_model(model))
+        split = "train" if self.model.training else "eval"
+        for name, value in metrics.items():  # kept on the device; read once per log, not once per step
+            self._metrics[split][name].append(value.detach().float().reshape(()))
+        if self.model.training:
+            attention = inputs.get("attention_mask")
+            self.tokens_seen += int(attention.sum()) if attention is not None else inputs["input_ids"].numel()
+        return (loss, None) if return_outputs else loss
+
+    def _pair_loss(self, model, inputs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # noqa: ANN001
+        args = self.swift_args
+        kind, loss_type = args.rlhf_type, args.loss_type or "sigmoid"
+        sums, tokens = self._logps(model, inputs)
+        pairs = len(sums) // 2
+        means = sums / tokens.clamp(min=1)
+        use_mean = losses.uses_mean(kind, loss_type)
+        policy = means if use_mean else sums
+        chosen, rejected = policy[:pairs], policy[pairs:]
+        nll = -sums[:pairs].sum() / tokens[:pairs].sum().clamp(min=1)  # the chosen answers' token cross-entropy
+        if kind == "dpo":
+            ref_sums, ref_tokens = self._reference_logps(model, inputs)
+            reference = ref_sums / ref_tokens.clamp(min=1) if use_mean else ref_sums
+            per_pair, chosen_reward, rejected_reward = losses.dpo(
+                chosen, rejected, reference[:pairs], reference[pairs:], beta=args.beta,
+                label_smoothing=args.label_smoothing, loss_type=loss_type)
+            loss = per_pair.mean() + args.rpo_alpha * nll if args.rpo_alpha else per_pair.mean()
+        elif kind == "cpo":
+            per_pair, chosen_reward, rejected_reward = losses.cpo(
+                chosen, rejected, beta=args.beta, label_smoothing=args.label_smoothing, loss_type=loss_type)
+            loss = per_pair.mean() + args.cpo_alpha * nll
+        elif kind == "simpo":
+            per_pair, chosen_reward, rejected_reward = losses.simpo(
+                chosen, rejected, beta=args.beta, gamma=args.simpo_gamma, label_smoothing=args.label_smoothing)
+            loss = per_pair.mean() + args.cpo_alpha * nll
+        else:  # orpo
+            per_pair, chosen_reward, rejected_reward = losses.orpo(chosen, rejected, beta=args.beta)
+            loss = per_pair.mean() + nll
+        metrics = _reward_metrics(chosen_reward, rejected_reward)
+        metrics.update({"logps/chosen": sums[:pairs].detach().mean(), "logps/rejected": sums[pairs:].detach().mean(),
+                        "nll_loss": nll.detach()})
+        return loss, metrics
+
+    def _kto_loss(self, model, inputs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # noqa: ANN001
+        args = self.swift_args
+        desirable = inputs.pop("desirable").to(self.args.device)
+        n = len(desirable)
+        sums, _ = self._logps(model, inputs)
+        ref_sums, _ = self._reference_logps(model, inputs)
+        # The reference point: KL(policy || reference) over mismatched pairs, averaged over every process's batch.
+        kl = (sums[n:] - ref_sums[n:]).detach().mean()
+        kl = self.accelerator.gather_for_metrics(kl[None]).mean()
+        per_sequence, rewards = losses.kto(sums[:n], ref_sums[:n], desirable, kl, beta=args.beta,
+                                           desirable_weight=args.desirable_weight,
+                                           undesirable_weight=args.undesirable_weight)
+        metrics: dict[str, torch.Tensor] = {"kl": kl}
+        for name, which in (("chosen", desirable), ("rejected", ~desirable)):
+            if which.any():
+                metrics[f"rewards/{name}"] = rewards[which].mean()
+                metrics[f"logps/{name}"] = sums[:n][which].detach().mean()
+        if "rewards/chosen" in metrics and "rewards/rejected" in metrics:
+            metrics["rewards/margins"] = metrics["rewards/chosen"] - metrics["rewards/rejected"]
+        return per_sequence.mean(), metrics
+
+    def _reward_model_loss(self, model, inputs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # noqa: ANN001
+        scores = model(**inputs, use_cache=False).logits.float().squeeze(-1)
+        pairs = len(scores) // 2
+        chosen, rejected = scores[:pairs], scores[pairs:]
+        return losses.reward_model(chosen, rejected).mean(), _reward_metrics(chosen.detach(), rejected.detach())
+
+    # -- log-probabilities -------------------------------------------------------------------
+
+    def _logps(self, model, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+        """The trained model's per-sequence log-probabilities (chunked lm_head where it is safe)."""
+        labels = inputs["labels"]
+        batch = {k: v for k, v in inputs.items() if k != "labels"}
+        index, count = sequence_index(inputs)
+        extra = varlen.batch_kwargs(self.accelerator.unwrap_model(model), batch)
+        head = self._chunked_head(model)
+        if head is not None:
+            hidden, outputs = hidden_states(model, head, batch, **extra)
+            if not head.verified and not self._head_matches(head, hidden, outputs, None):
+                self._head, head = "lm_head(hidden states) differs from the model's own logits", None
+                self._say_full_logits()
+            elif not head.verified:
+                head.verified = True
+            if head is not None:
+                return sequence_logps(head, hidden, labels, index, count)
+        logits = model(**batch, use_cache=False, **extra).logits
+        return sequence_logps(None, logits, labels, index, count)
+
+    @torch.no_grad()
+    def _reference_logps(self, model, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+        labels = inputs["labels"]
+        batch = {k: v for k, v in inputs.items() if k != "labels"}
+        index, count = sequence_index(inputs)
+        reference = self.ref_model if self.ref_model is not None else self.accelerator.unwrap_model(model)
+        extra = varlen.batch_kwargs(reference, batch)
+        head = self._reference_head(reference)
+        with self._without_tuner(reference):
+            if head is not None:
+                hidden, _ = hidden_states(reference, head, batch, **extra)
+                return sequence_logps(head, hidden, labels, index, count)
+            logits = reference(**batch, use_cache=False, **extra).logits
+            return sequence_logps(None, logits, labels, index, count)
+
+    def _reference_head(self, reference: Any) -> Any:
+        if self.ref_model is None:  # the policy itself: its head, once verified
+            head = self._head
+            return head if not isinstance(head, str) and head is not None and head.verified else None
+        if self._ref_head is None:
+            self._ref_head = find_head(reference)
+            if not isinstance(self._ref_head, str):
+                self._ref_head.verified = True  # a frozen transformers model: find_head's checks suffice
+        return None if isinstance(self._ref_head, str) else self._ref_head
+
+    def _without_tuner(self, reference: Any) -> contextlib.AbstractContextManager:
+        """The reference is the policy with its adapter switched off (no second copy in memory)."""
+        if self.ref_model is not None:
+            return contextlib.nullcontext()
+        from swift_infer import own_tuners
+
+        if own_tuners.attached(reference) is not None:
+            return own_tuners.disabled(reference)
+        if hasattr(reference, "disable_adapter"):
+            return reference.disable_adapter()
+        raise RuntimeError("the reference model is the policy without its adapter, but no adapter is attached")
+
+    # -- logs --------------------------------------------------------------------------------
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        split = "train" if "loss" in logs else "eval" if "eval_loss" in logs else None
+        if split is not None:
+            prefix = "eval_" if split == "eval" else ""
+            logs.update({prefix + name: value for name, value in self._averages(split).items()})
+        super().log(logs, start_time)
+
+    def evaluation_loop(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        self._metrics["eval"].clear()
+        output = super().evaluation_loop(*args, **kwargs)
+        prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+        output.metrics.update({f"{prefix}_{name}": value for name, value in self._averages("eval").items()})
+        return output
+
+    def _averages(self, split: str) -> dict[str, float]:
+        """Each metric's mean since the last log, over this process's steps and then over all processes."""
+        names = sorted(self._metrics[split])
+        if not names:
+            return {}
+        means = torch.stack([torch.stack(self._metrics[split][n]).mean() for n in names])
+        means = self.accelerator.gather(means[None]).mean(0)
+        self._metrics[split].clear()
+        return {name: round(float(value), 6) for name, value in zip(names, means)}
+
+
+def _reward_metrics(chosen: torch.Tensor, rejected: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"rewards/chosen": chosen.mean(), "rewards/rejected": rejected.mean(),
+            "rewards/accuracies": (chosen > rejected).float().mean(), "rewards/margins": (chosen - rejected).mean()}
