@@ -163,8 +163,9 @@ REFUSALS: tuple[Refusal, ...] = (
             "models, which are not supported yet; unset them"),
     Refusal(("task_type", "num_labels"), ("deploy", "sample", "rlhf"),
             when=lambda args, typed: args.task_type != "causal_lm" and getattr(args, "rlhf_type", None) != "rm",
-            why="sequence classification trains with swift sft and answers through swift infer; this command "
-            "generates text"),
+            why=lambda args: f"--rlhf_type {args.rlhf_type} trains a language model (a reward model is --rlhf_type rm); "
+            "drop it" if hasattr(args, "rlhf_type") else "sequence classification trains with swift sft and answers "
+            "through swift infer; this command generates text"),
     Refusal(("sequence_parallel_size",), (*INFERENCE, "merge-lora", "export", "eval", "app"),
             "applies to training (swift sft and swift pt); drop it"),
     Refusal(("sequence_parallel_size",), ("rlhf",), "sequence parallelism trains with swift sft and swift pt; "
@@ -289,9 +290,6 @@ REFUSALS: tuple[Refusal, ...] = (
             "algorithms dpo, orpo, simpo, cpo, kto and rm are"),
     Refusal((*ONLINE_RL_FIELDS, "temperature"), ("rlhf",),
             "configures online RL (ppo, grpo), which is not available yet; drop it"),
-    Refusal(("task_type", "num_labels"), ("rlhf",), complete=False,
-            when=lambda args, typed: args.rlhf_type == "rm" and bool(typed & {"task_type", "num_labels"}),
-            why="--rlhf_type rm sets them itself (a one-output score head, task_type seq_cls); drop it"),
     Refusal(("packing",), ("rlhf",), "chosen and rejected answers are scored as whole sequences, not packed rows; on "
             "GPUs swift rlhf already lays each batch out without padding (varlen attention); drop it"),
     Refusal(("predict_with_generate", "max_new_tokens", "metric", "acc_strategy"), ("rlhf",),

@@ -156,8 +156,10 @@ def sequence_logps(head: Head | None, hidden_or_logits: torch.Tensor, labels: to
     chunked_token_loss; without one, they are the model's full logits.
     """
     targets = labels[:, 1:].to(hidden_or_logits.device)
-    mask = targets != IGNORE
-    owner = index[:, 1:].to(hidden_or_logits.device)[mask]
+    index = index.to(hidden_or_logits.device)
+    # A flattened row: a sequence's first token is never predicted from the previous sequence's last one.
+    mask = (targets != IGNORE) & (index[:, 1:] == index[:, :-1])
+    owner = index[:, 1:][mask]
     selected = hidden_or_logits[:, :-1][mask]
     wanted = targets[mask]
     if head is None:

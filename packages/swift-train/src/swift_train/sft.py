@@ -162,9 +162,11 @@ def speed_up(model: Any, args: Any) -> None:
         sequence_parallel.enable(model)
         _say(f"each sequence is split over {args.sequence_parallel_size} processes ({sequence_parallel.NAME} attention)")
         return
-    # rlhf's pairs are flattened into one row where varlen attention runs (preference.batch); rm scores padded rows.
-    packed = args.packing or getattr(args, "padding_free", False) or getattr(args, "rlhf_type", "rm") != "rm"
-    if not (packed and args.attn_impl in (None, "sdpa") and torch.cuda.is_available()):
+    packed = args.packing or getattr(args, "padding_free", False)
+    # rlhf flattens its answers into one row wherever varlen attention runs (preference/batch.py), on CPUs too:
+    # no linear layer then spends time on padding. rm scores padded rows.
+    flattened = getattr(args, "rlhf_type", "rm") != "rm"
+    if not ((packed and torch.cuda.is_available() or flattened) and args.attn_impl in (None, "sdpa")):
         return  # flex_attention, eager and flash_attn are the user's explicit choice
     from swift_train import varlen
 
@@ -275,8 +277,8 @@ def reference_model_info(args: Any, info: ModelInfo) -> ModelInfo | None:
                                     model_revision=args.ref_model_revision, adapters=[])
     try:
         _, ref_info = model_for_args(reference)
-    except ArgumentError as exc:
-        raise ArgumentError(f"--ref_model {args.ref_model}: {exc}") from None
+    except ArgumentError as exc:  # its message names --model: the reference's files are the ones at fault
+        raise ArgumentError(str(exc).replace(f"--model {args.ref_model}", f"--ref_model {args.ref_model}", 1)) from None
     return ref_info
 
 

@@ -185,8 +185,9 @@ class GrpoArguments:
 
 RLHF_TYPES = ("dpo", "orpo", "simpo", "kto", "cpo", "rm", "ppo", "grpo")
 ONLINE_RL = ("ppo", "grpo")
-# --loss_type of the DPO family (the DPO, IPO, robust DPO, APO, SPPO and NCA papers) and of CPO.
-DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust", "apo_zero", "apo_down", "sppo_hard", "nca_pair")
+# --loss_type of the DPO family (the DPO, IPO, robust DPO, APO, SPPO, NCA, EXO and AOT papers) and of CPO.
+DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust", "apo_zero", "apo_down", "sppo_hard", "nca_pair", "exo_pair",
+                  "aot", "aot_unpaired", "sigmoid_norm")
 CPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo")
 WHOLE_MODEL_TUNERS = ("full", "llamapro")  # trained weights are the model's own: the reference is a second model
 
@@ -212,6 +213,10 @@ class RlhfArguments(TrainArguments, RewardModelArguments, PpoArguments, GrpoArgu
     desirable_weight: float = arg(1.0, help="KTO weight of desirable responses.")
     undesirable_weight: float = arg(1.0, help="KTO weight of undesirable responses.")
     loss_scale: str = arg("last_round", help="rlhf trains on the last round by default.")
+    loss_type: str | None = arg(
+        None, help="The loss variant: for dpo " + ", ".join(DPO_LOSS_TYPES) + "; for cpo " + ", ".join(CPO_LOSS_TYPES)
+        + ". None: sigmoid."
+    )
     temperature: float | None = arg(0.9, help="Sampling temperature for PPO and GRPO.")
     # Declared here, not in GrpoArguments: the generation group's None defaults would win otherwise.
     top_k: int | None = arg(50, group="grpo", help="Sampling top_k for rollouts.")
@@ -223,8 +228,8 @@ class RlhfArguments(TrainArguments, RewardModelArguments, PpoArguments, GrpoArgu
             self.beta = {"simpo": 2.0, "grpo": 0.04}.get(self.rlhf_type, 0.1)
         if self.ref_model is None and self.train_type in WHOLE_MODEL_TUNERS and self.rlhf_type in ("dpo", "kto", "ppo"):
             self.ref_model = self.model
-        if self.rlhf_type == "rm":  # a reward model: the causal LM with a one-output score head
-            self.task_type, self.num_labels = "seq_cls", 1
+        if self.rlhf_type == "rm" and not passed & {"task_type", "num_labels"}:
+            self.task_type, self.num_labels = "seq_cls", 1  # a reward model: the causal LM with a one-output score head
         if "metric_for_best_model" not in passed:
             if self.rlhf_type == "ppo":
                 self.metric_for_best_model = None
@@ -249,11 +254,20 @@ class RlhfArguments(TrainArguments, RewardModelArguments, PpoArguments, GrpoArgu
         if self.loss_type is not None and self.loss_type not in allowed:
             problems.append(f"--loss_type {self.loss_type}: --rlhf_type {kind} takes "
                             + (", ".join(allowed) if allowed else "no --loss_type; drop it"))
+        if self.loss_type == "exo_pair" and not self.label_smoothing:
+            problems.append("--loss_type exo_pair needs --label_smoothing above 0 (its epsilon, e.g. 0.001)")
         if self.ref_model and kind not in ("dpo", "kto"):
             problems.append(f"--ref_model: --rlhf_type {kind} uses no reference model; drop it")
         elif self.ref_model and self.train_type not in WHOLE_MODEL_TUNERS:
             problems.append(f"--ref_model with --train_type {self.train_type}: the reference is the model with its "
                             "adapter disabled (no second copy in memory); drop --ref_model")
+        if kind in ("dpo", "kto") and self.adapters and self.train_type in ("adapter", "reft"):
+            problems.append(f"--adapters with --train_type {self.train_type}: {kind}'s reference would be the base "
+                            "model without the tuner you start from; continue from a LoRA adapter (kept as the "
+                            "reference) or use a reference-free algorithm (orpo, simpo, cpo)")
+        if kind == "rm" and (self.task_type, self.num_labels) != ("seq_cls", 1):
+            problems.append("--rlhf_type rm trains a one-output score head (task_type seq_cls, num_labels 1) and sets "
+                            "both itself; drop --num_labels and --task_type")
         if kind == "rm" and self.train_type not in ("lora", "full"):
             problems.append(f"--rlhf_type rm trains a score head with --train_type lora or full (got {self.train_type})")
         if self.beta <= 0:

@@ -6,8 +6,8 @@ sequence, attention_mask) or, where varlen attention runs, flattened into a sing
 position_ids restarting at 0 per sequence: no compute is spent on padding.
 
 A KTO batch holds each row's answer with its desirable flag, then the mismatched sequences of the
-KL estimate: row i's prompt followed by row i+1's answer (its prompt tokens and answer tokens as
-encoded, so nothing is re-tokenized).
+KL estimate: answer i's prompt followed by the next answer given to another prompt (prompt tokens
+and answer tokens as encoded, so nothing is re-tokenized).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class PreferenceCollator:
             else:
                 answers.append(Sequence(s["input_ids"], s["labels"]))
                 desirable.append(bool(s["desirable"]))
-        mismatched = [_join(_prompt(a), _answer(answers[(i + 1) % len(answers)])) for i, a in enumerate(answers)]
+        mismatched = [_join(_prompt(a), _answer(_other_prompts_answer(answers, i))) for i, a in enumerate(answers)]
         batch = self.lay_out(answers + mismatched)
         batch["desirable"] = torch.tensor(desirable)
         return batch
@@ -94,6 +94,17 @@ def sequence_index(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         return index, int(starts.sum())
     rows, length = batch["input_ids"].shape
     return torch.arange(rows, device=batch["input_ids"].device)[:, None].expand(rows, length), rows
+
+
+def _other_prompts_answer(answers: list[Sequence], i: int) -> Sequence:
+    """The next answer in the batch (cyclically) given to another prompt: a paired row's two answers share a
+    prompt, and that pair would be a matched sequence, not a mismatched one. Answer i+1 if every prompt is the same."""
+    prompt = _prompt(answers[i]).input_ids
+    for step in range(1, len(answers)):
+        other = answers[(i + step) % len(answers)]
+        if not np.array_equal(_prompt(other).input_ids, prompt):
+            return other
+    return answers[(i + 1) % len(answers)]
 
 
 def _first_trained(s: Sequence) -> int:

@@ -12,14 +12,14 @@ out by hand, so neither a refactor nor a library update can change one silently.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+from swift_args.schema.training import CPO_LOSS_TYPES, DPO_LOSS_TYPES
 
 Tensor = torch.Tensor
-
-# The DPO family's variants (--loss_type), as the DPO, IPO, robust-DPO, APO, SPPO and NCA papers define them.
-DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust", "apo_zero", "apo_down", "sppo_hard", "nca_pair")
-CPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo")
+__all__ = ["CPO_LOSS_TYPES", "DPO_LOSS_TYPES", "cpo", "dpo", "kto", "orpo", "reward_model", "simpo", "uses_mean"]
 
 
 def dpo(policy_chosen: Tensor, policy_rejected: Tensor, reference_chosen: Tensor, reference_rejected: Tensor, *,
@@ -46,6 +46,19 @@ def dpo(policy_chosen: Tensor, policy_rejected: Tensor, reference_chosen: Tensor
     elif loss_type == "nca_pair":  # Chen et al. 2024
         loss = (-F.logsigmoid(beta * chosen_ratio) - 0.5 * F.logsigmoid(-beta * chosen_ratio)
                 - 0.5 * F.logsigmoid(-beta * rejected_ratio))
+    elif loss_type == "exo_pair":  # Ji et al. 2024, eq. 16: KL(p_theta || p_label), label_smoothing = epsilon > 0
+        eps = label_smoothing
+        loss = (torch.sigmoid(beta * logits) * (F.logsigmoid(beta * logits) - math.log1p(-eps))
+                + torch.sigmoid(-beta * logits) * (F.logsigmoid(-beta * logits) - math.log(eps)))
+    elif loss_type in ("aot", "aot_unpaired"):  # Melnyk et al. 2024: sigmoid DPO on the batch's sorted margins
+        if loss_type == "aot":
+            delta = ((policy_chosen - policy_rejected).sort(dim=0).values
+                     - (reference_chosen - reference_rejected).sort(dim=0).values)
+        else:
+            delta = chosen_ratio.sort(dim=0).values - rejected_ratio.sort(dim=0).values
+        loss = -F.logsigmoid(beta * delta) * (1 - label_smoothing) - F.logsigmoid(-beta * delta) * label_smoothing
+    elif loss_type == "sigmoid_norm":  # sigmoid DPO on length-normalised log-ratios (see uses_mean)
+        loss = -F.logsigmoid(beta * logits)
     else:
         raise ValueError(f"unknown DPO loss_type {loss_type!r}")
     return loss, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
@@ -53,7 +66,7 @@ def dpo(policy_chosen: Tensor, policy_rejected: Tensor, reference_chosen: Tensor
 
 def uses_mean(rlhf_type: str, loss_type: str | None) -> bool:
     """Whether the algorithm compares per-token mean log-probabilities rather than sums."""
-    return rlhf_type in ("orpo", "simpo") or loss_type == "ipo"
+    return rlhf_type in ("orpo", "simpo") or loss_type in ("ipo", "sigmoid_norm")
 
 
 def cpo(policy_chosen: Tensor, policy_rejected: Tensor, *, beta: float, label_smoothing: float = 0.0,

@@ -9,6 +9,7 @@ frozen copy (--ref_model) for full training; it runs without gradient.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections import defaultdict
 from typing import Any
 
@@ -21,6 +22,24 @@ from swift_train.trainer import SwiftTrainer
 from swift_train import varlen
 
 REFERENCE_FREE = ("orpo", "simpo", "cpo", "rm")
+REFERENCE_ADAPTER = "ref"  # a frozen copy of the adapter training started from (--adapters)
+
+
+def keep_reference_adapter(model: Any) -> None:
+    """Training on from --adapters (say, an SFT adapter): the reference is that adapter, not the bare base.
+
+    A frozen copy of it is added as a second adapter of the same model (megabytes, not a second model),
+    and the reference forward switches to it.
+    """
+    config = model.peft_config["default"]
+    if getattr(config, "init_lora_weights", True) is not True:  # PiSSA/OLoRA would rewrite the base weights again
+        config = dataclasses.replace(config, init_lora_weights=True)
+    model.add_adapter(REFERENCE_ADAPTER, config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if f".{REFERENCE_ADAPTER}." in name:
+                param.copy_(model.get_parameter(name.replace(f".{REFERENCE_ADAPTER}.", ".default.")))
+    model.set_adapter("default")  # add_adapter leaves the new one frozen; the trained one stays active
 
 
 class PreferenceTrainer(SwiftTrainer):
@@ -29,7 +48,17 @@ class PreferenceTrainer(SwiftTrainer):
         # Each micro step's loss is a mean over its pairs; transformers divides it by the accumulation steps.
         self.model_accepts_loss_kwargs = False
         self.ref_model = ref_model
+        args = self.swift_args
+        if ref_model is None and args.rlhf_type in ("dpo", "kto") and hasattr(self.model, "peft_config"):
+            from swift_train.tuners.lora import moves_base_weights
+
+            # PiSSA, OLoRA and LoRA-GA take the starting adapter out of the base weights: disabling it would leave
+            # the residual, not the starting model. A frozen copy of the starting adapter restores it exactly.
+            if args.adapters or moves_base_weights(args):
+                keep_reference_adapter(self.model)
         self._ref_head: Any = None
+        # Per metric, [sum, count] of each step: averaged at log time over steps and processes. Every process
+        # records every name each step (a count may be 0), so the gather at log time lines up.
         self._metrics: dict[str, dict[str, list[torch.Tensor]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
 
     # -- the loss ----------------------------------------------------------------------------
@@ -49,7 +78,7 @@ class PreferenceTrainer(SwiftTrainer):
             loss = loss + orthogonal_regularisation(self.accelerator.unwrap_model(model))
         split = "train" if self.model.training else "eval"
         for name, value in metrics.items():  # kept on the device; read once per log, not once per step
-            self._metrics[split][name].append(value.detach().float().reshape(()))
+            self._metrics[split][name].append(value.detach().float())
         if self.model.training:
             attention = inputs.get("attention_mask")
             self.tokens_seen += int(attention.sum()) if attention is not None else inputs["input_ids"].numel()
@@ -84,8 +113,8 @@ class PreferenceTrainer(SwiftTrainer):
             per_pair, chosen_reward, rejected_reward = losses.orpo(chosen, rejected, beta=args.beta)
             loss = per_pair.mean() + nll
         metrics = _reward_metrics(chosen_reward, rejected_reward)
-        metrics.update({"logps/chosen": sums[:pairs].detach().mean(), "logps/rejected": sums[pairs:].detach().mean(),
-                        "nll_loss": nll.detach()})
+        metrics.update({"logps/chosen": _mean(sums[:pairs]), "logps/rejected": _mean(sums[pairs:]),
+                        "nll_loss": _mean(nll)})
         return loss, metrics
 
     def _kto_loss(self, model, inputs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # noqa: ANN001
@@ -96,17 +125,14 @@ class PreferenceTrainer(SwiftTrainer):
         ref_sums, _ = self._reference_logps(model, inputs)
         # The reference point: KL(policy || reference) over mismatched pairs, averaged over every process's batch.
         kl = (sums[n:] - ref_sums[n:]).detach().mean()
-        kl = self.accelerator.gather_for_metrics(kl[None]).mean()
+        kl = self.accelerator.gather(kl[None]).mean()
         per_sequence, rewards = losses.kto(sums[:n], ref_sums[:n], desirable, kl, beta=args.beta,
                                            desirable_weight=args.desirable_weight,
                                            undesirable_weight=args.undesirable_weight)
-        metrics: dict[str, torch.Tensor] = {"kl": kl}
-        for name, which in (("chosen", desirable), ("rejected", ~desirable)):
-            if which.any():
-                metrics[f"rewards/{name}"] = rewards[which].mean()
-                metrics[f"logps/{name}"] = sums[:n][which].detach().mean()
-        if "rewards/chosen" in metrics and "rewards/rejected" in metrics:
-            metrics["rewards/margins"] = metrics["rewards/chosen"] - metrics["rewards/rejected"]
+        metrics: dict[str, torch.Tensor] = {"kl": _mean(kl)}
+        for name, which in (("chosen", desirable), ("rejected", ~desirable)):  # a batch may hold only one kind
+            metrics[f"rewards/{name}"] = _mean(rewards[which])
+            metrics[f"logps/{name}"] = _mean(sums[:n][which])
         return per_sequence.mean(), metrics
 
     def _reward_model_loss(self, model, inputs: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # noqa: ANN001
@@ -144,12 +170,17 @@ class PreferenceTrainer(SwiftTrainer):
         reference = self.ref_model if self.ref_model is not None else self.accelerator.unwrap_model(model)
         extra = varlen.batch_kwargs(reference, batch)
         head = self._reference_head(reference)
-        with self._without_tuner(reference):
-            if head is not None:
-                hidden, _ = hidden_states(reference, head, batch, **extra)
-                return sequence_logps(head, hidden, labels, index, count)
-            logits = reference(**batch, use_cache=False, **extra).logits
-            return sequence_logps(None, logits, labels, index, count)
+        training = reference.training
+        reference.eval()  # no dropout: the reference's log-probabilities are a fixed target, not a sample
+        try:
+            with self._without_tuner(reference):
+                if head is not None:
+                    hidden, _ = hidden_states(reference, head, batch, **extra)
+                    return sequence_logps(head, hidden, labels, index, count)
+                logits = reference(**batch, use_cache=False, **extra).logits
+                return sequence_logps(None, logits, labels, index, count)
+        finally:
+            reference.train(training)
 
     def _reference_head(self, reference: Any) -> Any:
         if self.ref_model is None:  # the policy itself: its head, once verified
@@ -169,9 +200,19 @@ class PreferenceTrainer(SwiftTrainer):
 
         if own_tuners.attached(reference) is not None:
             return own_tuners.disabled(reference)
+        if REFERENCE_ADAPTER in getattr(reference, "peft_config", {}):
+            return _active_adapter(reference, REFERENCE_ADAPTER)
         if hasattr(reference, "disable_adapter"):
             return reference.disable_adapter()
         raise RuntimeError("the reference model is the policy without its adapter, but no adapter is attached")
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        super()._save(output_dir, state_dict)
+        import shutil
+        from pathlib import Path
+
+        # peft saves every adapter; the reference copy is the --adapters directory the run started from.
+        shutil.rmtree(Path(output_dir or self.args.output_dir) / REFERENCE_ADAPTER, ignore_errors=True)
 
     # -- logs --------------------------------------------------------------------------------
 
@@ -194,12 +235,32 @@ class PreferenceTrainer(SwiftTrainer):
         names = sorted(self._metrics[split])
         if not names:
             return {}
-        means = torch.stack([torch.stack(self._metrics[split][n]).mean() for n in names])
-        means = self.accelerator.gather(means[None]).mean(0)
+        totals = torch.stack([torch.stack(self._metrics[split][n]).sum(0) for n in names])  # [names, (sum, count)]
+        totals = self.accelerator.gather(totals[None]).sum(0)
         self._metrics[split].clear()
-        return {name: round(float(value), 6) for name, value in zip(names, means)}
+        averages = {name: round(float(total / count), 6) for name, (total, count) in zip(names, totals) if count > 0}
+        if "rewards/margins" not in averages and {"rewards/chosen", "rewards/rejected"} <= set(averages):  # kto
+            averages["rewards/margins"] = round(averages["rewards/chosen"] - averages["rewards/rejected"], 6)
+        return averages
+
+
+@contextlib.contextmanager
+def _active_adapter(model: Any, name: str) -> Any:
+    """`name` as the model's active adapter while the block runs (peft also moves requires_grad to it)."""
+    previous = model.active_adapter
+    model.set_adapter(name)
+    try:
+        yield
+    finally:
+        model.set_adapter(previous)
+
+
+def _mean(values: torch.Tensor) -> torch.Tensor:
+    """[sum, count] of a metric's values in one step."""
+    values = values.detach().float().reshape(-1)
+    return torch.stack([values.sum(), values.new_tensor(values.numel())])
 
 
 def _reward_metrics(chosen: torch.Tensor, rejected: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {"rewards/chosen": chosen.mean(), "rewards/rejected": rejected.mean(),
-            "rewards/accuracies": (chosen > rejected).float().mean(), "rewards/margins": (chosen - rejected).mean()}
+    return {"rewards/chosen": _mean(chosen), "rewards/rejected": _mean(rejected),
+            "rewards/accuracies": _mean((chosen > rejected).float()), "rewards/margins": _mean(chosen - rejected)}
