@@ -1,6 +1,6 @@
 """What the model will be trained on: decoded samples with the trained tokens marked.
 
-Used by `swift sft ... --show_sample N` (and `swift pt`).
+Used by `swift sft ... --show_sample N` (and `swift pt`, and `swift rlhf`, which shows each answer of a pair).
 """
 
 from __future__ import annotations
@@ -46,6 +46,19 @@ def _mark(text: str, weight: float | None, color: bool) -> str:
     return f"{_GREEN}{label}{text}{_RESET}" if color else f"[[{label}{text}]]"
 
 
+def _views(sample: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The sequences a sample trains on, titled: a preference pair's two answers, or the sample itself."""
+    if "chosen_input_ids" not in sample:
+        title = "" if "desirable" not in sample else " desirable" if sample["desirable"] else " undesirable"
+        return [(title, sample)]
+    views = []
+    for side in ("chosen", "rejected"):
+        ids = np.asarray(sample[f"{side}_input_ids"])
+        labels = sample.get(f"{side}_labels", np.full(len(ids), IGNORE))  # rm scores the whole conversation
+        views.append((f" {side}", {"input_ids": ids, "labels": labels}))
+    return views
+
+
 def show_samples(args: Any, count: int, out: TextIO | None = None) -> int:
     """Run the data pipeline for `args` and print the first `count` training samples."""
     from swift_data.pipeline import prepare_datasets
@@ -56,12 +69,13 @@ def show_samples(args: Any, count: int, out: TextIO | None = None) -> int:
     data = prepare_datasets(args, tokenizer, max_length=info.max_model_len)
     color = out.isatty()
     shown = 0
-    for index, sample in enumerate(data.train):
+    for index, whole in enumerate(data.train):
         if shown >= count:
             break
-        n_trained = int((np.asarray(sample["labels"]) != IGNORE).sum())
-        out.write(f"=== sample {index} ({len(sample['input_ids'])} tokens, {n_trained} trained) ===\n")
-        out.write(format_sample(sample, tokenizer, color) + "\n")
+        for title, sample in _views(whole):
+            n_trained = int((np.asarray(sample["labels"]) != IGNORE).sum())
+            out.write(f"=== sample {index}{title} ({len(sample['input_ids'])} tokens, {n_trained} trained) ===\n")
+            out.write(format_sample(sample, tokenizer, color) + "\n")
         shown += 1
     total = "streamed" if not hasattr(data.train, "__len__") else f"{len(data.train)} training"
     val = len(data.val) if data.val is not None else 0

@@ -76,14 +76,7 @@ class SwiftTrainer(Seq2SeqTrainer):
         head = None if return_outputs or plugin else self._chunked_head(model)
         outputs = None
         if head is not None:
-            hidden, outputs = hidden_states(model, head, inputs, **extra)
-            if not head.verified and not self._head_matches(head, hidden, outputs, split):
-                # A head find_head cannot see (a scaling inside forward, a custom head, dropout in a
-                # LoRA on lm_head): the full-logits path from here on, this step included.
-                self._head, head = "lm_head(hidden states) differs from the model's own logits", None
-                self._say_full_logits()
-            elif not head.verified:
-                head.verified = True
+            head, hidden, outputs = self._hidden_states(model, head, inputs, extra, split)
         if head is not None:
             parts = chunked_token_loss(head, sequence_parallel.pad_position(hidden) if split else hidden, labels,
                                        loss_scale)
@@ -157,6 +150,20 @@ class SwiftTrainer(Seq2SeqTrainer):
         shifted_scale = loss_scale[:, 1:].to(logits.device) if loss_scale is not None else None
         loss_sum, _ = losses[name](logits[:, :-1], labels[:, 1:].to(logits.device), shifted_scale)
         return loss_sum
+
+    def _hidden_states(self, model, head: Head, inputs: dict[str, Any], extra: dict[str, Any],  # noqa: ANN001
+                       split: Any) -> tuple[Head | None, torch.Tensor, Any]:
+        """The decoder's final hidden states (lm_head run on the last position only), and the head, or None where
+        its first check against the model's own logits failed."""
+        hidden, outputs = hidden_states(model, head, inputs, **extra)
+        if not head.verified and not self._head_matches(head, hidden, outputs, split):
+            # A head find_head cannot see (a scaling inside forward, a custom head, dropout in a
+            # LoRA on lm_head): the full-logits path from here on, this step included.
+            self._head = "lm_head(hidden states) differs from the model's own logits"
+            self._say_full_logits()
+            return None, hidden, outputs
+        head.verified = True
+        return head, hidden, outputs
 
     def _chunked_head(self, model) -> Head | None:  # noqa: ANN001
         """The chunked loss's modules, or None where only full logits are safe (the reason kept in self._head)."""

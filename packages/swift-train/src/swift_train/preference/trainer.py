@@ -151,12 +151,7 @@ class PreferenceTrainer(SwiftTrainer):
         extra = varlen.batch_kwargs(self.accelerator.unwrap_model(model), batch)
         head = self._chunked_head(model)
         if head is not None:
-            hidden, outputs = hidden_states(model, head, batch, **extra)
-            if not head.verified and not self._head_matches(head, hidden, outputs, None):
-                self._head, head = "lm_head(hidden states) differs from the model's own logits", None
-                self._say_full_logits()
-            elif not head.verified:
-                head.verified = True
+            head, hidden, _ = self._hidden_states(model, head, batch, extra, None)
             if head is not None:
                 return sequence_logps(head, hidden, labels, index, count)
         logits = model(**batch, use_cache=False, **extra).logits
