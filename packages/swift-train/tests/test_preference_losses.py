@@ -408,3 +408,32 @@ def test_a_flattened_sequence_starting_with_a_trained_token_is_not_scored_from_i
     (padded, padded_tokens), (flat, flat_tokens) = results
     assert padded_tokens.tolist() == flat_tokens.tolist() == [2, 2]
     assert torch.allclose(padded, flat)
+
+
+@pytest.mark.gpu
+def test_cuda_flattened_pairs_score_like_padded_ones_bf16() -> None:
+    """On a GPU the flattened layout runs PyTorch's varlen FlashAttention: the same log-probabilities and
+    gradients as padded rows through sdpa, to bf16 precision."""
+    from swift_train.preference.batch import Sequence
+
+    model = tiny_llama().to("cuda", torch.bfloat16)
+    varlen.enable(model)  # padded rows (with an attention_mask) still go through sdpa
+    rng = np.random.default_rng(0)
+    sequences = []
+    for prompt, answer in [(20, 9), (5, 30), (41, 3), (12, 17)]:
+        ids = rng.integers(1, VOCAB, prompt + answer)
+        sequences.append(Sequence(ids, np.concatenate([np.full(prompt, IGNORE), ids[prompt:]])))
+    results = []
+    for flatten in (False, True):
+        model.zero_grad()
+        batch = {k: v.cuda() for k, v in PreferenceCollator(0, "dpo", flatten=flatten).lay_out(sequences).items()}
+        labels = batch.pop("labels")
+        index, count = sequence_index(batch)
+        logits = model(**batch, use_cache=False, **varlen.batch_kwargs(model, batch)).logits
+        sums, tokens = sequence_logps(None, logits, labels, index, count)
+        sums.sum().backward()
+        results.append((sums.float().cpu(), tokens.cpu(), model.model.layers[0].self_attn.q_proj.weight.grad.float().cpu()))
+    (padded, padded_tokens, padded_grad), (flat, flat_tokens, flat_grad) = results
+    assert padded_tokens.tolist() == flat_tokens.tolist() == [9, 30, 3, 17]
+    assert torch.allclose(padded, flat, rtol=2e-2, atol=0.5), (padded, flat)
+    assert torch.allclose(padded_grad, flat_grad, rtol=5e-2, atol=5e-2)
