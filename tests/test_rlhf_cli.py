@@ -144,3 +144,16 @@ def test_show_sample_prints_both_answers_of_a_pair(pairs):
     assert "=== sample 0 chosen (" in shown.stdout and "=== sample 0 rejected (" in shown.stdout
     first = json.loads(pairs["held_out"].read_text(encoding="utf-8").splitlines()[0])
     assert f"[[{first['rejected_response']}<|im_end|>]]" in shown.stdout
+
+
+def test_two_processes_train_kto_and_average_its_metrics(pairs, tiny_chat_model, tmp_path):
+    # KTO's KL reference point and every logged metric are gathered over the processes (gloo on CPUs).
+    out = tmp_path / "run"
+    trained = run_swift("rlhf", "--rlhf_type", "kto", "--model", str(tiny_chat_model), "--dataset", str(pairs["train"]),
+                        "--split_dataset_ratio", "0", "--max_steps", "2", "--per_device_train_batch_size", "1",
+                        "--logging_steps", "1", "--output_dir", str(out), "--add_version", "false", "--report_to",
+                        "none", "--gradient_checkpointing", "false", NPROC_PER_NODE="2")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    log = [r for r in read_log(out) if "loss" in r]
+    assert len(log) == 2 and all({"kl", "rewards/chosen", "rewards/rejected", "rewards/margins"} <= set(r) for r in log)
+    assert (out / "checkpoint-2" / "adapter_model.safetensors").is_file()
