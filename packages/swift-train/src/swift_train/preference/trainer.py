@@ -2,8 +2,9 @@
 
 One forward pass scores every answer of a batch (batch.py lays them out); lm_head runs chunk by
 chunk on the answer tokens only, so the [sequences, length, vocabulary] logits never exist. The
-reference model is the same model with its adapter disabled for LoRA and the other tuners, and a
-frozen copy (--ref_model) for full training; it runs without gradient.
+reference model is the same model with its adapter disabled for LoRA and the other tuners (or switched
+to a frozen copy of the adapter training started from: --adapters, PiSSA/OLoRA/LoRA-GA), and a frozen
+second model (--ref_model) for full training; it runs without gradient and without dropout.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from swift_train.preference.batch import sequence_index
 from swift_train.trainer import SwiftTrainer
 from swift_train import varlen
 
-REFERENCE_FREE = ("orpo", "simpo", "cpo", "rm")
 REFERENCE_ADAPTER = "ref"  # a frozen copy of the adapter training started from (--adapters)
 
 
