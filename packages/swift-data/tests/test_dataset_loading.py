@@ -458,7 +458,7 @@ def test_options_from_parsed_arguments(big: Path) -> None:
 def test_unknown_local_name(tmp_path: Path) -> None:
     missing = tmp_path / "missing.jsonl"
     expected_tail = (
-        ": no such file or folder, not a built-in dataset (self-cognition, general-instructions) and not a "
+        ": no such file or folder, not a built-in dataset (self-cognition, general-instructions, preference-pairs) and not a "
         f"hub id (org/name); local files may be {SUFFIX_LIST}"
     )
     assert argument_error(DataOptions(dataset=[str(missing)])) == [f"--dataset {missing}{expected_tail}"]
