@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from swift_data.collator import Collator
 
 IGNORE = -100
 
@@ -60,29 +61,18 @@ class PreferenceCollator:
     def _scores(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Reward model: the chosen then the rejected conversations, right-padded (the head reads the last token)."""
         rows = [s["chosen_input_ids"] for s in samples] + [s["rejected_input_ids"] for s in samples]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.as_tensor(row)
-            mask[i, : len(row)] = 1
-        return {"input_ids": ids, "attention_mask": mask}
+        batch = self._rows.pad([{"input_ids": row, "labels": row} for row in rows])
+        del batch["labels"]  # the score has no token targets
+        return batch
 
     def lay_out(self, sequences: list[Sequence]) -> dict[str, torch.Tensor]:
-        if self.flatten:
-            return {
-                "input_ids": torch.as_tensor(np.concatenate([s.input_ids for s in sequences]))[None],
-                "labels": torch.as_tensor(np.concatenate([s.labels for s in sequences]))[None],
-                "position_ids": torch.as_tensor(np.concatenate([np.arange(len(s.input_ids)) for s in sequences]))[None],
-            }
-        width = max(len(s.input_ids) for s in sequences)
-        ids = torch.full((len(sequences), width), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(sequences), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(sequences), width), dtype=torch.long)
-        for i, s in enumerate(sequences):
-            n = len(s.input_ids)
-            ids[i, :n], labels[i, :n], mask[i, :n] = torch.as_tensor(s.input_ids), torch.as_tensor(s.labels), 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        """One flattened row with position_ids, or right-padded rows with an attention_mask (swift-data's collator)."""
+        rows = [{"input_ids": s.input_ids, "labels": s.labels} for s in sequences]
+        return self._rows.flatten(rows) if self.flatten else self._rows.pad(rows)
+
+    @property
+    def _rows(self) -> Collator:
+        return Collator(self.pad_token_id, padding_side="right")
 
 
 def sequence_index(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
