@@ -303,6 +303,7 @@ PARSE_TIME = {
     "predict_with_generate": (["--predict_with_generate", "true"],
                               "--predict_with_generate true: preference training evaluates with its loss"),
     "label_smoothing": (["--loss_type", "robust", "--label_smoothing", "0.5"], "--label_smoothing must be in [0, 0.5)"),
+    "ref_model_revision-lora": (["--ref_model_revision", "v1"], "--ref_model_revision: applies to --ref_model"),
 }
 
 

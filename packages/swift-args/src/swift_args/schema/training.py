@@ -254,6 +254,9 @@ class RlhfArguments(TrainArguments, RewardModelArguments, PpoArguments, GrpoArgu
         if self.loss_type is not None and self.loss_type not in allowed:
             problems.append(f"--loss_type {self.loss_type}: --rlhf_type {kind} takes "
                             + (", ".join(allowed) if allowed else "no --loss_type; drop it"))
+        for name in ("ref_model_type", "ref_model_revision"):
+            if getattr(self, name) is not None and not self.ref_model:
+                problems.append(f"--{name}: applies to --ref_model, which only full-parameter dpo and kto load; drop it")
         if self.loss_type == "exo_pair" and not self.label_smoothing:
             problems.append("--loss_type exo_pair needs --label_smoothing above 0 (its epsilon, e.g. 0.001)")
         if self.ref_model and kind not in ("dpo", "kto"):
