@@ -30,8 +30,11 @@ RUNS = {
     "deploy": ("swift_infer.deploy",),
     "sample": ("swift_infer.sample",),
     "merge-lora": ("swift_infer.merge",),
+    "export": ("swift_export.export", "swift_export.quantize", "swift_export.calibration", "swift_export.hub",
+               "swift_export.ollama_export"),
 }
-REQUIRED = {"merge-lora": ["--adapters", "some-adapter"], "sample": ["--model", "some-model", "--dataset", "d.jsonl"]}
+REQUIRED = {"merge-lora": ["--adapters", "some-adapter"], "export": ["--model", "m", "--merge_lora", "false",
+                                                                     "--push_to_hub", "true", "--hub_model_id", "a/b"], "sample": ["--model", "some-model", "--dataset", "d.jsonl"]}
 NOT_READERS = ("swift_args.schema", "swift_args.fields", "swift_args.refusals", "swift_args.docs",
                "swift_args.json_schema", "swift_args.help", "swift_args.aliases")
 

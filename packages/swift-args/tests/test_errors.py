@@ -76,7 +76,7 @@ def test_more_cross_field_checks() -> None:
         "--quant_bits needs --quant_method (bnb, hqq or eetq when loading)"
     ]
     assert problems("export", "--model", "m") == [
-        "nothing to export: pass --merge_lora true, --quant_method, --to_ollama or --push_to_hub"
+        "nothing to export: pass --merge_lora true, --quant_method, --to_ollama true or --push_to_hub true"
     ]
     assert problems("sft", "--model", "m", "--init_weights", "magic") == [
         "--init_weights 'magic' is not valid; use true, false, gaussian, pissa, pissa_niter_N, olora or lora-ga"

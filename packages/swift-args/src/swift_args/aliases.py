@@ -149,6 +149,7 @@ RENAMED: tuple[Alias, ...] = (
     Alias("do_sample", "temperature", "false -> --temperature 0; true -> unset", rewrite=_do_sample),
     Alias("quant_seqlen", "max_length", commands=("export",)),
     Alias("quant_output_dir", "output_dir", commands=("export",)),
+    Alias("ollama_output_dir", "output_dir", commands=("export",)),
     Alias("quant_device_map", "device_map", commands=("export",)),
     Alias("eval_nproc", "eval_num_proc", commands=("eval",)),
     # web-ui: 2.x host/port were gradio's; in 3.x app has both (deploy's host/port and web-ui's)
@@ -177,7 +178,7 @@ REMOVED: dict[str, str] = {
     "ignore_args_error": "argument errors always stop the command",
     "ia3_feedforward_modules": "IA3 is not a 3.x train_type",
     "to_peft_format": "adapters are always saved in PEFT format",
-    "ollama_output_dir": "use --output_dir with --to_ollama",
+    "ollama_output_dir": "it is swift export's --output_dir",
     "overwrite_generation_config": "no 3.x counterpart",
     "eval_human": "swift infer is interactive when no dataset is given",
     "vllm_enable_lora": "vLLM LoRA is enabled when --adapters are given",

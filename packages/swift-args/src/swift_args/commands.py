@@ -60,7 +60,6 @@ COMMANDS: dict[str, Command] = {
             ExportArguments,
             "swift-export",
             "Merge, quantize, convert to Ollama/GGUF, push to the hub.",
-            implemented=False,
         ),
         Command(
             "eval",

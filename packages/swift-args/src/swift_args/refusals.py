@@ -25,6 +25,12 @@ INFERENCE = ("infer", "deploy", "sample")
 MODEL_COMMANDS = (*TRAINING, *INFERENCE, "merge-lora", "export", "eval", "app")
 REFT_FIELDS = ("reft_layers", "reft_rank", "reft_intervention_type", "reft_args")
 REFT_EXTRA_ARGS = ("dropout", "act_fn", "add_bias")  # what swift_infer.own_tuners.reft reads from --reft_args
+# export: the arguments of each step, refused when that step does not run.
+GENERATION_DEFAULTS = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "stop_words")
+CALIBRATION = ("dataset", "dataset_num_proc", "enable_cache", "columns", "strict", "remove_unused_columns",
+               "model_name", "model_author", "custom_dataset_info", "download_mode", "data_seed", "quant_n_samples",
+               "quant_batch_size", "max_length", "truncation_strategy", "tools_prompt", "use_chat_template")
+BNB_FIELDS = ("bnb_4bit_compute_dtype", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "bnb_4bit_quant_storage")
 MULTIMODAL = "multimodal models are not supported yet (they come with the multimodal issue); this model is text-only"
 
 
@@ -199,10 +205,51 @@ REFUSALS: tuple[Refusal, ...] = (
              "enable_cache", "columns", "strict", "remove_unused_columns", "model_name", "model_author",
              "custom_dataset_info", "download_mode"),
             ("merge-lora",), "merge-lora reads no data; drop it"),
-    Refusal(("quant_n_samples", "quant_batch_size", "group_size", "to_ollama", "push_to_hub", "hub_model_id",
-             "hub_private_repo", "commit_message"), ("merge-lora",),
-            "merge-lora only merges; quantizing, Ollama files and pushing belong to swift export, not available yet"),
+    Refusal(("quant_method", "quant_bits", "hqq_axis", "bnb_4bit_compute_dtype", "bnb_4bit_quant_type",
+             "bnb_4bit_use_double_quant", "bnb_4bit_quant_storage", "quant_n_samples", "quant_batch_size",
+             "group_size", "to_ollama", "gguf_type", "push_to_hub", "hub_model_id", "hub_private_repo",
+             "commit_message", "to_peft_format"), ("merge-lora",),
+            "merge-lora only merges; to quantize, write GGUF or push in the same run use swift export "
+            "--merge_lora true with this argument"),
     Refusal(("merge_lora",), ("merge-lora",), "merge-lora always merges; drop it"),
+    # --- export: each argument belongs to one of its steps, and is refused when that step does not run ---
+    Refusal(GENERATION_DEFAULTS, ("export",), when=lambda args, typed: not args.to_ollama and bool(typed & set(GENERATION_DEFAULTS)),
+            complete=False, why="export writes generation defaults only into an Ollama Modelfile; add --to_ollama "
+            "true, or pass it to swift infer / swift deploy"),
+    Refusal(("num_beams", "stream", "logprobs", "top_logprobs", "seed"), ("export",),
+            "export does not generate (calibration and conversion are deterministic), and the Modelfile takes no such "
+            "default; pass it to swift infer or with each Ollama request instead"),
+    Refusal(CALIBRATION, ("export",), when=lambda args, typed: args.quant_method not in ("gptq", "awq") and bool(typed & set(
+                CALIBRATION)), complete=False,
+            why="configures the calibration data of --quant_method gptq or awq; drop it"),
+    Refusal(("template", "system"), ("export",), when=lambda args, typed: bool(typed & {"template", "system"})
+            and not (args.to_ollama or args.quant_method in ("gptq", "awq")), complete=False,
+            why="export renders prompts only for calibration (gptq, awq) and the Ollama Modelfile (--to_ollama); "
+            "drop it"),
+    Refusal(("group_size",), ("export",), when=lambda args, typed: "group_size" in typed
+            and args.quant_method not in ("gptq", "awq"), complete=False,
+            why="configures --quant_method gptq or awq (bnb and fp8 have fixed blocks); drop it"),
+    Refusal(("val_dataset", "split_dataset_ratio", "streaming"), ("export",),
+            "calibration reads the first --quant_n_samples rows of --dataset; drop it (append #N to a --dataset "
+            "entry to read fewer rows)"),
+    Refusal(("loss_scale", "padding_side", "template_backend"), ("export",),
+            "applies to training or chatting; calibration encodes each row with the template as it is; drop it"),
+    Refusal(("hqq_axis",), ("export",), "configures loading with --quant_method hqq (swift infer / sft); export "
+            "writes gptq, awq, bnb or fp8 checkpoints; drop it"),
+    Refusal(BNB_FIELDS, ("export",), when=lambda args, typed: bool(typed & set(BNB_FIELDS)) and not (
+                args.quant_method == "bnb" and args.quant_bits == 4), complete=False,
+            why="configures --quant_method bnb --quant_bits 4; drop it"),
+    Refusal(("gguf_type",), ("export",), when=lambda args, typed: "gguf_type" in typed and not args.to_ollama,
+            complete=False, why="the GGUF weight type of --to_ollama true; add it, or drop this"),
+    Refusal(("hub_model_id", "hub_private_repo", "commit_message"), ("export",),
+            when=lambda args, typed: not args.push_to_hub and bool(typed & {"hub_model_id", "hub_private_repo",
+                                                                            "commit_message"}),
+            complete=False, why="configures --push_to_hub true; add it, or drop this"),
+    Refusal(("train_type",), ("export",), "export takes the tuner from --adapters (or none: --model alone); drop it"),
+    Refusal(("task_type", "num_labels"), ("export",), when=lambda args, typed: args.task_type != "causal_lm"
+            and bool(args.quant_method or args.to_ollama), complete=False,
+            why="quantization and GGUF export write causal language models; a classifier exports with "
+            "--merge_lora true (and --push_to_hub)"),
     # --- training ------------------------------------------------------------------------------------
     Refusal(("sequence_parallel_size",), ("sft", "pt"), when=lambda args, typed: args.sequence_parallel_size < 1,
             complete=False, why="must be at least 1 (1: sequences are not split)"),

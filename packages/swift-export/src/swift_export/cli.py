@@ -3,6 +3,11 @@
 from swift_args.cli import run_command
 
 
+def _export(invocation):  # noqa: ANN001, ANN202
+    from swift_export.export import run_export
+
+    return run_export(invocation)
+
+
 def export(argv: list[str]) -> int:
-    # Arguments are parsed and checked now; the command itself lands in a later issue.
-    return run_command("export", argv, None)
+    return run_command("export", argv, _export)

@@ -233,6 +233,7 @@ class GenerationArguments:
 @dataclass(kw_only=True)
 class QuantizationArguments:
     GROUP = "quantization"
+    QUANT_BITS_NEED = "bnb, hqq or eetq when loading"
 
     quant_method: Literal["bnb", "hqq", "eetq"] | None = arg(
         None, hot=True, help="Quantization applied when loading the model: bnb, hqq or eetq."
@@ -247,7 +248,7 @@ class QuantizationArguments:
     def _check(self) -> list[str]:
         problems = []
         if self.quant_bits is not None and self.quant_method is None:
-            problems.append("--quant_bits needs --quant_method (bnb, hqq or eetq when loading)")
+            problems.append(f"--quant_bits needs --quant_method ({self.QUANT_BITS_NEED})")
         return problems
 
 

@@ -1,0 +1,185 @@
+"""`swift export`: merge the adapter, then quantize or write GGUF + an Ollama Modelfile, then push.
+
+Run as, after `swift sft`:
+    swift export --adapters output/.../checkpoint-N --merge_lora true           # <checkpoint>-merged
+    swift export --adapters ... --quant_method gptq --quant_bits 4 --dataset d  # <checkpoint>-gptq-int4
+    swift export --adapters ... --to_ollama true                                # <checkpoint>-ollama
+    swift export --model <dir> --push_to_hub true --hub_model_id me/my-model
+
+Every check that needs no weights runs first (extras installed, layer widths, template, output
+free), so bad input costs nothing and writes nothing. Each output is written under a temporary name
+and renamed into place when complete; an existing output is replaced only with --exist_ok, and only
+once the new one is whole.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from swift_args import ArgumentError, Invocation, save_args
+from swift_args.adapters import adapter_path
+from swift_args.files import apply_umask
+from swift_args.run_dir import check_writable_dir
+from swift_args.shell import swift_command
+
+PEFT_ALREADY = ("--to_peft_format: adapters saved by swift are PEFT adapters already (adapter_config.json + "
+                "adapter_model.safetensors, loadable with peft.PeftModel.from_pretrained); nothing to convert")
+
+
+def run_export(invocation: Invocation) -> int:
+    args = invocation.args
+    if args.to_peft_format:
+        print(f"swift: {PEFT_ALREADY}", file=sys.stderr)
+    if not (builds(args) or args.push_to_hub):
+        return 0
+    model_dir = check_export(args)
+    pushed = _build(args, model_dir) if builds(args) else _source_folder(args, model_dir)
+    if args.push_to_hub:
+        from swift_export.hub import push_folder
+
+        push_folder(args, pushed)
+    return 0
+
+
+def builds(args: Any) -> bool:
+    """Whether the export writes a new model (else it only pushes what is there)."""
+    return bool(args.merge_lora or args.quant_method or args.to_ollama)
+
+
+def _loading(args: Any) -> Any:
+    """The arguments a model loads with: export's --quant_method is what it writes, not how it loads."""
+    loading = copy.copy(args)
+    loading.quant_method = loading.quant_bits = None
+    return loading
+
+
+def check_export(args: Any) -> Path:
+    """Refuse, before any weights load or any file is written, what the export could not finish.
+    Returns the model directory (the base of --adapters, or --model)."""
+    from swift_data.models import model_for_args
+
+    _, info = model_for_args(_loading(args))  # resolves the hub or built-in name; offline, one line
+    if builds(args) and args.adapters:
+        _check_adapters(args)
+    if builds(args):
+        _check_output(args, Path(args.output_dir), info.model_dir)
+    if args.quant_method:
+        from swift_export.quantize import check_quantization
+
+        check_quantization(args, info.model_dir)
+    if args.to_ollama:
+        from swift_export.ollama_export import check_ollama
+
+        check_ollama(args, info.model_dir)
+    if args.push_to_hub:
+        from swift_export.hub import check_push
+
+        check_push(args)
+    return Path(info.model_dir)
+
+
+def _check_adapters(args: Any) -> None:
+    from swift_infer.merge import check_mergeable
+
+    if len(args.adapters) > 1:
+        raise ArgumentError("--adapters: export merges one adapter into its base; pass one (export the others one "
+                            "at a time)")
+    check_mergeable(adapter_path(args.adapters[0]))
+
+
+def _check_output(args: Any, output: Path, model_dir: Path) -> None:
+    sources = [Path(model_dir).resolve()] + [Path(adapter_path(a)).resolve() for a in args.adapters]
+    if output.resolve() in sources:
+        raise ArgumentError(f"--output_dir {output} is the model being exported; choose another directory")
+    check_writable_dir(output, "--output_dir")  # and its parent, where the export is staged
+    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not args.exist_ok:
+        raise ArgumentError(f"--output_dir {output} exists and is not empty; pass --exist_ok true to replace it "
+                            "(the new export replaces it only once complete)")
+
+
+def _build(args: Any, model_dir: Path) -> Path:
+    """Run the export's steps; returns the directory it wrote."""
+    output = Path(args.output_dir)
+    with tempfile.TemporaryDirectory(prefix=f".{output.name}.work-", dir=output.resolve().parent) as scratch:
+        source = _merged(args, output, Path(scratch)) if args.adapters else model_dir
+        if args.quant_method:
+            from swift_export.quantize import quantize
+
+            with staged(output) as staging:
+                quantize(args, source, staging)
+                _save_args(args, staging, output)
+            done = f"{args.quant_method} {args.quant_bits}-bit model"
+        elif args.to_ollama:
+            from swift_export.ollama_export import write_ollama
+
+            with staged(output) as staging:
+                write_ollama(args, source, staging)
+            done = "GGUF model and Ollama Modelfile"
+        else:
+            done = "merged model"  # --merge_lora alone: the merge wrote the output
+    print(f"swift: wrote the {done} to {output}; next: {_next_step(args, output)}", file=sys.stderr)
+    return output
+
+
+def _merged(args: Any, output: Path, scratch: Path) -> Path:
+    """The adapter merged into its base, on disk: the output itself (--merge_lora alone), `<checkpoint>-merged`
+    kept beside the adapter (--merge_lora true before another step), or a scratch copy (no --merge_lora)."""
+    from swift_infer.merge import merge_adapter
+
+    adapter = adapter_path(args.adapters[0])
+    if not args.merge_lora:
+        target = scratch / "merged"
+    elif not (args.quant_method or args.to_ollama):
+        target = output
+    else:
+        target = Path(f"{adapter.rstrip('/')}-merged")
+        if (target / "config.json").is_file():
+            print(f"swift: using the merged model already at {target}", file=sys.stderr)
+            return target
+        check_writable_dir(target, "--adapters (its -merged directory)")
+    merge_adapter(_loading(args), adapter, target, "export")
+    if target not in (output, scratch / "merged"):
+        print(f"swift: merged {adapter} into {target}", file=sys.stderr)
+    return target
+
+
+@contextmanager
+def staged(output: Path) -> Iterator[Path]:
+    """A directory beside `output` to write into; it replaces `output` when the block completes, and is
+    removed (leaving `output` as it was) when the block fails."""
+    staging = output.with_name(f".{output.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        apply_umask(staging)  # safetensors writes 0600; an export is shared like any other model
+        if output.exists():
+            shutil.rmtree(output) if output.is_dir() else output.unlink()
+        staging.rename(output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _save_args(args: Any, staging: Path, output: Path) -> None:
+    """args.json saying how to load the export: as a plain model (its quantization is in config.json)."""
+    saved = _loading(args)
+    saved.model, saved.adapters = str(output), []
+    save_args(saved, staging, "export")
+
+
+def _source_folder(args: Any, model_dir: Path) -> Path:
+    """What --push_to_hub alone pushes: the adapter when one is given, else the model directory."""
+    return Path(adapter_path(args.adapters[0])) if args.adapters else model_dir
+
+
+def _next_step(args: Any, output: Path) -> str:
+    if args.to_ollama:
+        return f"ollama create my-model -f {output / 'Modelfile'}"
+    return f"{swift_command()} infer --model {output}"
