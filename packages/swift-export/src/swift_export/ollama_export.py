@@ -8,7 +8,6 @@ those in the model's generation_config.json.
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,9 @@ def gguf_type(args: Any, model_dir: Path) -> str:
     """--gguf_type, else the float type of --torch_dtype or of the saved weights."""
     if args.gguf_type:
         return args.gguf_type
-    saved = json.loads((Path(model_dir) / "config.json").read_text()).get("torch_dtype")
+    from swift_data.models import detect_model_info
+
+    saved = detect_model_info(Path(model_dir)).torch_dtype
     return DTYPE_TO_GGUF.get(str(args.torch_dtype or saved or "float32").replace("torch.", ""), "f32")
 
 

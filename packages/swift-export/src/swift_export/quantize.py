@@ -8,6 +8,7 @@ Every check that needs only files (the extra, the GPU, the layer widths) runs be
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,11 +83,10 @@ def quantize(args: Any, model_dir: Path, output: Path) -> None:
 
 def _dtype(args: Any, model_dir: Path) -> Any:
     """--torch_dtype, else the dtype the model was saved in: the quantized model keeps it for what stays whole."""
-    import json
-
     import torch
+    from swift_data.models import detect_model_info
 
-    name = args.torch_dtype or json.loads((model_dir / "config.json").read_text()).get("torch_dtype") or "float32"
+    name = args.torch_dtype or detect_model_info(model_dir).torch_dtype or "float32"
     return getattr(torch, str(name).replace("torch.", ""), torch.float32)
 
 
@@ -103,6 +103,7 @@ def _bnb_model(args: Any, model_dir: Path) -> Any:
 
 
 def _compressed_model(args: Any, model_dir: Path, tokenizer: Any) -> Any:
+    os.environ.setdefault("LLM_COMPRESSOR_LOG_LEVEL", "WARNING")  # else it lists every layer it quantizes
     from llmcompressor import oneshot
     from transformers import AutoModelForCausalLM
 

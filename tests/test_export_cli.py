@@ -1,0 +1,172 @@
+"""`swift export` end to end, as a user runs it after `swift sft`: each artifact loads with the stock
+tool (plain transformers, peft-free), and bad input fails before any weights load, leaving nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from swift_e2e import run_swift, tiny_sft
+
+CAPITAL = "What is the capital of France?"
+
+
+def greedy_answer(model_dir: Path, question: str, **load: object) -> str:
+    """The answer of plain transformers: the export needs nothing of ours to load."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, **load)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, **load).eval()
+    inputs = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                           return_tensors="pt", return_dict=True)
+    output = model.generate(**inputs, max_new_tokens=24, do_sample=False)
+    return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def weights_bytes(model_dir: Path) -> int:
+    return sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tmp_path_factory: pytest.TempPathFactory, tiny_chat_model: Path) -> Path:
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    result = run_swift(*tiny_sft(tiny_chat_model, out, "--max_steps", "2", "--save_steps", "2"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out / "checkpoint-2"
+
+
+# --- the quantization methods that need no calibration, on a tiny model ---------------------------------
+
+
+@pytest.mark.parametrize(("method", "bits", "marker"), [("bnb", "4", "bitsandbytes"), ("bnb", "8", "bitsandbytes"),
+                                                         ("fp8", None, "compressed-tensors")])
+def test_quantized_export_loads_with_plain_transformers(method: str, bits: str | None, marker: str,
+                                                        tiny_chat_model: Path, tmp_path: Path) -> None:
+    argv = ["export", "--model", str(tiny_chat_model), "--quant_method", method, *(["--quant_bits", bits] if bits else [])]
+    result = run_swift(*argv, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = tmp_path / f"tiny-chat-{method}-int{bits or 8}"  # the reference's <model>-<method>-int<bits>
+    assert f"wrote the {method}" in result.stderr and str(output.name) in result.stderr
+    assert json.loads((output / "config.json").read_text())["quantization_config"]["quant_method"] == marker
+    assert json.loads((output / "args.json").read_text())["quant_method"] is None  # loads as a plain model
+    assert greedy_answer(output, "hi") is not None
+    assert [p.name for p in tmp_path.iterdir()] == [output.name]  # no staging or scratch left beside it
+
+
+def test_gptq_of_an_adapter_merges_it_first_and_serves(tiny_adapter: Path, tmp_path: Path) -> None:
+    """--adapters without --merge_lora: quantized from the merged model, and no -merged directory is left."""
+    result = run_swift("export", "--adapters", str(tiny_adapter), "--quant_method", "gptq", "--quant_bits", "4",
+                       "--group_size", "32", "--dataset", "general-instructions#16", "--max_length", "128")
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = Path(f"{tiny_adapter}-gptq-int4")
+    config = json.loads((output / "config.json").read_text())["quantization_config"]
+    weights = config["config_groups"]["group_0"]["weights"]
+    assert (weights["num_bits"], weights["group_size"], weights["symmetric"]) == (4, 32, True)
+    assert "calibration rows" in result.stderr and not Path(f"{tiny_adapter}-merged").exists()
+    served = run_swift("infer", "--model", str(output), "--max_new_tokens", "4", "--temperature", "0", input="hi\n")
+    assert served.returncode == 0, served.stderr[-2000:]
+
+
+def test_merge_then_gptq_keeps_the_merged_model(tiny_adapter: Path, tmp_path: Path) -> None:
+    shutil.copytree(tiny_adapter.parent, tmp_path / "run")  # its own copy: the -merged directory lands beside it
+    tiny_adapter = tmp_path / "run" / tiny_adapter.name
+    result = run_swift("export", "--adapters", str(tiny_adapter), "--merge_lora", "true", "--quant_method", "gptq",
+                       "--quant_bits", "8", "--group_size", "-1", "--dataset", "general-instructions#8",
+                       "--output_dir", str(tmp_path / "q"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    merged = Path(f"{tiny_adapter}-merged")
+    assert (merged / "config.json").is_file() and "quantization_config" not in json.loads((merged / "config.json").read_text())
+    weights = json.loads((tmp_path / "q" / "config.json").read_text())["quantization_config"]["config_groups"]
+    assert weights["group_0"]["weights"]["strategy"] == "channel"
+
+
+# --- outputs on disk ----------------------------------------------------------------------------------
+
+
+def test_an_existing_output_is_replaced_only_with_exist_ok_and_only_when_complete(tiny_chat_model: Path,
+                                                                                   tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "mine.txt").write_text("keep me")
+    argv = ["export", "--model", str(tiny_chat_model), "--quant_method", "fp8", "--output_dir", str(target)]
+    refused = run_swift(*argv)
+    assert refused.returncode == 2 and "pass --exist_ok true" in refused.stderr
+    failed = run_swift(*argv, "--exist_ok", "true", "--quant_method", "gptq", "--quant_bits", "4",
+                       "--dataset", str(tmp_path / "missing.jsonl"))
+    assert failed.returncode == 2 and (target / "mine.txt").read_text() == "keep me"
+    replaced = run_swift(*argv, "--exist_ok", "true")
+    assert replaced.returncode == 0 and not (target / "mine.txt").exists() and (target / "config.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_push_offline_says_so_in_one_line_and_keeps_the_export(tiny_adapter: Path, tmp_path: Path) -> None:
+    """The hub is unreachable here: the real client tries, the export stays on disk, nothing claims a push."""
+    output = tmp_path / "merged"
+    result = run_swift("export", "--adapters", str(tiny_adapter), "--merge_lora", "true", "--output_dir", str(output),
+                       "--push_to_hub", "true", "--hub_model_id", "me/tiny", "--use_hf", "true")
+    errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert len(errors) == 1 and "could not be reached" in errors[0] and "nothing was pushed" in errors[0]
+    assert f"complete on disk at {output}" in errors[0] and "pushed " + str(output) not in result.stderr
+    assert (output / "config.json").is_file()
+
+
+def test_to_peft_format_says_adapters_are_peft_already(tiny_adapter: Path) -> None:
+    result = run_swift("export", "--adapters", str(tiny_adapter), "--to_peft_format", "true")
+    assert result.returncode == 0 and "PEFT adapters already" in result.stderr
+
+
+# --- bad input: exit 2, one line, before any weights load, nothing on disk -----------------------------
+
+CASES = [
+    ("gptq without data", ["--model", "{model}", "--quant_method", "gptq", "--quant_bits", "4"],
+     ["--quant_method gptq calibrates on data", "--dataset"]),
+    ("bits the method does not write", ["--model", "{model}", "--quant_method", "bnb", "--quant_bits", "3"],
+     ["--quant_method bnb writes --quant_bits 4 or 8, got 3"]),
+    ("awq on a machine without a GPU", ["--model", "{model}", "--quant_method", "awq", "--quant_bits", "4",
+                                        "--dataset", "general-instructions#4"], ["awq needs a CUDA GPU", "gptq"]),
+    ("group size that does not divide the layers", ["--model", "{model}", "--quant_method", "gptq", "--quant_bits", "4",
+                                                    "--dataset", "general-instructions#4"],
+     ["--group_size 128 does not divide", "pass --group_size 64"]),
+    ("an adapter that cannot merge", ["--adapters", "{adapter_tuner}", "--merge_lora", "true"],
+     ["cannot be merged", "--adapters"]),
+    ("quantization and GGUF at once", ["--model", "{model}", "--quant_method", "fp8", "--to_ollama", "true"],
+     ["--gguf_type q8_0"]),
+    ("calibration options without calibration", ["--model", "{model}", "--quant_method", "fp8", "--dataset", "d.jsonl"],
+     ["--dataset d.jsonl", "gptq or awq"]),
+    ("generation defaults without a Modelfile", ["--model", "{model}", "--quant_method", "fp8", "--temperature", "0.3"],
+     ["--temperature 0.3", "--to_ollama true"]),
+    ("push without a repo", ["--model", "{model}", "--push_to_hub", "true"], ["--push_to_hub needs --hub_model_id"]),
+    ("nothing to do", ["--model", "{model}"], ["nothing to export"]),
+    ("the model as its own output", ["--model", "{model}", "--quant_method", "fp8", "--output_dir", "{model}"],
+     ["is the model being exported"]),
+    ("merge-lora with export's arguments", ["merge-lora", "--adapters", "{adapter}", "--quant_method", "gptq"],
+     ["merge-lora only merges", "swift export --merge_lora true"]),
+]
+
+
+@pytest.fixture(scope="module")
+def adapter_tuner(tmp_path_factory: pytest.TempPathFactory, tiny_chat_model: Path) -> Path:
+    """A bottleneck-adapter checkpoint: it adds modules, so there are no merged weights to write."""
+    out = tmp_path_factory.mktemp("adapter-run") / "run"
+    result = run_swift(*tiny_sft(tiny_chat_model, out, "--train_type", "adapter", "--max_steps", "1"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out / "checkpoint-1"
+
+
+@pytest.mark.parametrize(("argv", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_export_fails_fast_and_clean(argv: list[str], words: list[str], tiny_chat_model: Path, tiny_adapter: Path,
+                                         adapter_tuner: Path, tmp_path: Path) -> None:
+    argv = [a.format(model=tiny_chat_model, adapter=tiny_adapter, adapter_tuner=adapter_tuner) for a in argv]
+    argv = argv if argv[0] == "merge-lora" else ["export", *argv]
+    before = {p.name for p in tiny_adapter.parent.iterdir()}
+    result = run_swift(*argv, cwd=tmp_path, timeout=300)
+    errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "Loading weights" not in result.stderr, result.stderr[-2000:]
+    assert errors and all(word in errors[0] for word in words), errors or result.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == [] and {p.name for p in tiny_adapter.parent.iterdir()} == before
