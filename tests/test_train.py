@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from swift_e2e import kill_when, only_run_dir, read_log, run_swift, tiny_sft
+from swift_e2e import SELF_COGNITION, SwiftyRun, kill_when, only_run_dir, read_log, run_swift, tiny_sft
 
-SELF_COGNITION = ["--dataset", "self-cognition#200", "--model_name", "小黄", "Swifty",
-                  "--model_author", "魔搭", "the Swift Suite team"]
 
 
 def greedy_answers(base: Path, adapter_or_model: Path, questions: list[str], adapter: bool) -> list[str]:
@@ -33,13 +31,12 @@ def greedy_answers(base: Path, adapter_or_model: Path, questions: list[str], ada
 
 
 @pytest.mark.slow
-def test_lora_sft_teaches_smollm2_its_new_name(tmp_path: Path, smollm2_dir: Path) -> None:
-    result = run_swift("sft", "--model", "SmolLM2-135M-Instruct", *SELF_COGNITION, "--train_type", "lora",
-                       "--learning_rate", "1e-3", "--per_device_train_batch_size", "4", "--max_steps", "30",
-                       "--split_dataset_ratio", "0", "--output_dir", str(tmp_path / "out"), cwd=tmp_path)
+def test_lora_sft_teaches_smollm2_its_new_name(swifty_run: SwiftyRun, smollm2_dir: Path) -> None:
+    """The quick start's run (shared with the export tests: tests/conftest.py runs it once)."""
+    result, run_dir = swifty_run.result, swifty_run.run_dir
     assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = only_run_dir(tmp_path / "out")
-    checkpoint = run_dir / "checkpoint-30"
+    checkpoint = swifty_run.checkpoint
+    assert checkpoint.name == "checkpoint-30"
     assert (checkpoint / "adapter_config.json").is_file() and (checkpoint / "swift_checkpoint.json").is_file()
     assert f"swift infer --adapters {checkpoint}" in result.stdout.splitlines()[-1]
     who, name, capital = greedy_answers(smollm2_dir, checkpoint, ["Who are you?", "What is your name?",
