@@ -66,7 +66,7 @@ def test_errors_exit_2_with_one_line_and_no_traceback(capsys: pytest.CaptureFixt
 
 
 # The smallest arguments each unimplemented command accepts, so the refusal is the only error.
-MINIMAL_ARGV = {"export": ["--model", "m", "--to_ollama", "true"], "web-ui": []}
+MINIMAL_ARGV = {"web-ui": []}
 UNIMPLEMENTED = [name for name, command in COMMANDS.items() if not command.implemented]
 
 
@@ -114,7 +114,7 @@ def test_overview_names_the_package_of_a_missing_command(
     main(["--help"])
     out = capsys.readouterr().out
     assert "(LoRA, full and other tuners).  [not installed: pip install swift-train]\n" in out  # sft
-    assert f"[{NOT_IMPLEMENTED}]  [not installed: pip install swift-export]\n" in out  # export: both notes
+    assert f"[{NOT_IMPLEMENTED}]  [not installed: pip install swift-eval]\n" in out  # eval: both notes
 
 
 def test_swift_args_does_not_import_torch() -> None:
