@@ -31,7 +31,7 @@ ARCHITECTURES = {
     "Qwen3ForCausalLM": "qwen3",
 }
 
-# tokenizer.json's byte-level split regex -> the name llama.cpp's `tokenizer.ggml.pre` gives it.
+# A byte-level tokenizer's split regex -> the name llama.cpp's `tokenizer.ggml.pre` gives it.
 # llama.cpp does not read the regex from the file: it knows each pre-tokenizer by this name.
 _SPLIT_REGEXES = {
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
@@ -49,8 +49,43 @@ _GGUF_EXTRA = "writing a GGUF file needs the gguf package: pip install 'swift-ex
 def check_gguf_supported(model_dir: Path) -> None:
     """Raise ArgumentError (one line) if `model_dir` cannot be written as GGUF.
 
-    Reads config.json and tokenizer.json only, so a command can call it before loading any weights.
+    Reads config.json and loads the tokenizer, no weights, so a command can call it before any work.
     """
+    _checked(model_dir)
+
+
+def write_gguf(model_dir: Path, out_file: Path, gguf_type: str) -> None:
+    """Write `model_dir` (config.json, *.safetensors, tokenizer.json) to the single file `out_file`.
+
+    `gguf_type` is one of GGUF_TYPES: the type of the 2-D weights; 1-D tensors (norms, biases)
+    stay f32, as llama.cpp keeps them.
+    """
+    if gguf_type not in GGUF_TYPES:
+        raise ArgumentError(f"GGUF type '{gguf_type}' is not one of: {', '.join(GGUF_TYPES)}")
+    config, tokenizer, spec = _checked(model_dir)
+    import gguf
+    import numpy as np
+
+    arch = ARCHITECTURES[config["architectures"][0]]
+    plan = _plan_tensors(model_dir, config, arch, gguf_type)
+    writer = gguf.GGUFWriter(out_file, arch)
+    try:
+        _add_model_metadata(writer, model_dir, config, gguf_type)
+        _add_tokenizer(writer, model_dir, config, tokenizer, spec)
+        for tensor in plan:
+            writer.add_tensor_info(tensor.name, tensor.byte_shape, np.uint8, math.prod(tensor.byte_shape),
+                                   raw_dtype=tensor.qtype)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        for tensor in plan:
+            writer.write_tensor_data(gguf.quants.quantize(tensor.read(), tensor.qtype))
+    finally:
+        writer.close()
+
+
+def _checked(model_dir: Path) -> tuple[dict, Any, dict]:
+    """(config, tokenizer, the tokenizer's tokenizers-library serialization) of a model we can write."""
     import importlib.util
 
     if importlib.util.find_spec("gguf") is None:
@@ -62,40 +97,11 @@ def check_gguf_supported(model_dir: Path) -> None:
                             f"{', '.join(ARCHITECTURES)}")
     rope_type = _rope_scaling(config).get("rope_type", "default")
     if rope_type not in _ROPE_TYPES or (rope_type == "llama3" and ARCHITECTURES[architecture] != "llama"):
-        raise ArgumentError(f"{model_dir}: cannot convert {architecture} with rope scaling '{rope_type}' to GGUF; "
-                            f"supported: {', '.join(_ROPE_TYPES)}")
-    _pre_tokenizer_name(_read_json(model_dir / "tokenizer.json", "GGUF export needs a fast tokenizer's"), model_dir)
-
-
-def write_gguf(model_dir: Path, out_file: Path, gguf_type: str) -> None:
-    """Write `model_dir` (config.json, *.safetensors, tokenizer.json) to the single file `out_file`.
-
-    `gguf_type` is one of GGUF_TYPES: the type of the 2-D weights; 1-D tensors (norms, biases)
-    stay f32, as llama.cpp keeps them.
-    """
-    if gguf_type not in GGUF_TYPES:
-        raise ArgumentError(f"GGUF type '{gguf_type}' is not one of: {', '.join(GGUF_TYPES)}")
-    check_gguf_supported(model_dir)
-    import gguf
-    import numpy as np
-
-    config = _read_json(model_dir / "config.json")
-    arch = ARCHITECTURES[config["architectures"][0]]
-    plan = _plan_tensors(model_dir, config, arch, gguf_type)
-    writer = gguf.GGUFWriter(out_file, arch)
-    try:
-        _add_model_metadata(writer, model_dir, config, gguf_type)
-        _add_tokenizer(writer, model_dir, config)
-        for tensor in plan:
-            writer.add_tensor_info(tensor.name, tensor.byte_shape, np.uint8, math.prod(tensor.byte_shape),
-                                   raw_dtype=tensor.qtype)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_ti_data_to_file()
-        for tensor in plan:
-            writer.write_tensor_data(gguf.quants.quantize(tensor.read(), tensor.qtype))
-    finally:
-        writer.close()
+        raise ArgumentError(f"{model_dir}: cannot convert {architecture} with rope scaling '{rope_type}' to "
+                            f"GGUF; supported: {', '.join(_ROPE_TYPES)}")
+    tokenizer, spec = _load_tokenizer(model_dir)
+    _pre_tokenizer_name(spec, model_dir)
+    return config, tokenizer, spec
 
 
 # -- tensors ---------------------------------------------------------------------------------------
@@ -118,7 +124,8 @@ def _plan_tensors(model_dir: Path, config: dict, arch: str, gguf_type: str) -> l
     plan = []
     if arch == "llama" and (factors := _llama3_rope_factors(config)) is not None:
         # llama.cpp reads llama3 rope scaling as one divisor per rotary frequency, stored as a tensor.
-        plan.append(_planned("rope_freqs.weight", factors.shape, gguf.GGMLQuantizationType.F32, lambda: factors))
+        f32 = gguf.GGMLQuantizationType.F32
+        plan.append(_planned("rope_freqs.weight", factors.shape, f32, lambda: factors))
     for shard, hf_names in _shards(model_dir):
         for hf_name, shape in hf_names:
             if hf_name.endswith("rotary_emb.inv_freq") or (tied and hf_name == "lm_head.weight"):
@@ -127,7 +134,8 @@ def _plan_tensors(model_dir: Path, config: dict, arch: str, gguf_type: str) -> l
             if name is None:
                 raise ArgumentError(f"{shard}: tensor {hf_name} has no GGUF name for architecture {arch}")
             transform = _permute_for_llama_rope(config, name) if arch == "llama" else None
-            plan.append(_planned(name, shape, _tensor_type(name, shape, gguf_type), _reader(shard, hf_name, transform)))
+            read = _reader(shard, hf_name, transform)
+            plan.append(_planned(name, shape, _tensor_type(name, shape, gguf_type), read))
     return plan
 
 
@@ -141,7 +149,8 @@ def _tensor_type(name: str, shape: tuple[int, ...], gguf_type: str) -> Any:
     """llama.cpp's choice: 1-D tensors stay f32 (tiny, and precision-sensitive); quantized types
     need rows that are whole blocks, else f16; q4_0 keeps the embedding and output at q8_0, as
     llama-quantize keeps them above the rest (every token's logits go through the output)."""
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T  # noqa: N817
+    from gguf import GGML_QUANT_SIZES
+    from gguf import GGMLQuantizationType as T
 
     if len(shape) == 1 or gguf_type == "f32":
         return T.F32
@@ -177,7 +186,7 @@ def _shards(model_dir: Path) -> list[tuple[Path, list[tuple[str, tuple[int, ...]
         if not path.is_file():
             raise ArgumentError(f"{model_dir}: {file} is missing; GGUF export needs the weights as safetensors")
         with safe_open(path, framework="pt") as f:
-            shards.append((path, [(key, tuple(f.get_slice(key).get_shape())) for key in f.keys()]))
+            shards.append((path, [(name, tuple(f.get_slice(name).get_shape())) for name in f.keys()]))
     return shards
 
 
@@ -265,13 +274,13 @@ def _llama3_rope_factors(config: dict) -> Any:
 # -- tokenizer -------------------------------------------------------------------------------------
 
 
-def _pre_tokenizer_name(tokenizer: dict, model_dir: Path) -> str:
+def _pre_tokenizer_name(spec: dict, model_dir: Path) -> str:
     """llama.cpp's name for the tokenizer's pre-tokenizer; ArgumentError for a tokenizer we cannot write.
 
     Only byte-level BPE (GPT-2 style, as SmolLM2, Qwen2, Llama 3 and Mistral Nemo use) is written.
     """
-    kind = tokenizer.get("model", {}).get("type")
-    pre = tokenizer.get("pre_tokenizer") or {}
+    kind = spec.get("model", {}).get("type")
+    pre = spec.get("pre_tokenizer") or {}
     steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
     types = [step.get("type") for step in steps]
     name = None
@@ -281,20 +290,34 @@ def _pre_tokenizer_name(tokenizer: dict, model_dir: Path) -> str:
         name = "smollm"  # SmolLM's own tokenizer: single digits, then the GPT-2 split
     elif kind == "BPE" and types == ["Split", "ByteLevel"] and not steps[1].get("use_regex", True):
         name = _SPLIT_REGEXES.get(steps[0].get("pattern", {}).get("Regex"))
-    normalizer = (tokenizer.get("normalizer") or {}).get("type")
+    normalizer = (spec.get("normalizer") or {}).get("type")
     byte_level = not steps[-1].get("add_prefix_space", False)
     if name is None or not byte_level or normalizer not in (None, "NFC"):
-        described = f"{kind} model, pre-tokenizer {'+'.join(map(str, types)) or 'none'}, normalizer {normalizer}"
+        steps_named = "+".join(map(str, types)) or "none"
+        described = f"{kind} model, pre-tokenizer {steps_named}, normalizer {normalizer}"
         raise ArgumentError(f"{model_dir}: cannot write this tokenizer to GGUF ({described}); supported: "
                             "byte-level BPE tokenizers (GPT-2, SmolLM, Llama 3, Qwen2, Mistral tekken)")
     return name
 
 
-def _add_tokenizer(writer: Any, model_dir: Path, config: dict) -> None:
-    from swift_data.models.detect import read_chat_template
+def _load_tokenizer(model_dir: Path) -> tuple[Any, dict]:
+    """The tokenizer transformers loads for this model, as training and inference use it, and its
+    tokenizers-library serialization. That, not tokenizer.json, is the source: for some model types
+    (Qwen2) transformers builds the pre-tokenizer itself, whatever tokenizer.json says."""
     from transformers import AutoTokenizer
 
-    spec = _read_json(model_dir / "tokenizer.json")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many types for missing or broken files
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ArgumentError(f"{model_dir}: cannot load the tokenizer ({type(exc).__name__}: {first})") from None
+    backend = getattr(tokenizer, "backend_tokenizer", None)  # none for mistral-common's tekken, for one
+    return tokenizer, json.loads(backend.to_str()) if backend is not None else {}
+
+
+def _add_tokenizer(writer: Any, model_dir: Path, config: dict, tokenizer: Any, spec: dict) -> None:
+    from swift_data.models.detect import read_chat_template
+
     tokens, types = _vocabulary(spec, config["vocab_size"], model_dir)
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre(_pre_tokenizer_name(spec, model_dir))
@@ -302,22 +325,29 @@ def _add_tokenizer(writer: Any, model_dir: Path, config: dict) -> None:
     writer.add_token_types(types)
     merges = spec["model"].get("merges", [])
     writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
-    # The special ids and whether encoding adds bos/eos, as transformers resolves them from
-    # tokenizer_config.json and the post-processor (which, per model, hold them differently).
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    # The special ids as transformers resolves them from tokenizer_config.json, config.json and the
+    # post-processor (which, per model, hold them differently).
     for token_id, add in ((tokenizer.bos_token_id, writer.add_bos_token_id),
                           (tokenizer.eos_token_id, writer.add_eos_token_id),
                           (tokenizer.unk_token_id, writer.add_unk_token_id),
                           (tokenizer.pad_token_id, writer.add_pad_token_id)):
         if token_id is not None:
             add(token_id)
-    with_special = tokenizer("a")["input_ids"]
-    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    add_bos, add_eos = special_tokens_added(tokenizer)
     # Written even when false: llama.cpp and Ollama add a bos to every prompt when the key is absent.
-    writer.add_add_bos_token(with_special[:1] == [tokenizer.bos_token_id] and with_special != plain)
-    writer.add_add_eos_token(with_special[-1:] == [tokenizer.eos_token_id] and with_special != plain)
+    writer.add_add_bos_token(add_bos)
+    writer.add_add_eos_token(add_eos)
     if (template := read_chat_template(model_dir)) is not None:
         writer.add_chat_template(template)
+
+
+def special_tokens_added(tokenizer: Any) -> tuple[bool, bool]:
+    """Whether encoding text with this (transformers) tokenizer adds its bos, and its eos: what the
+    GGUF's add_bos/add_eos flags tell llama.cpp and Ollama to do to every prompt."""
+    with_special = tokenizer("a")["input_ids"]
+    if with_special == tokenizer("a", add_special_tokens=False)["input_ids"]:
+        return False, False
+    return with_special[:1] == [tokenizer.bos_token_id], with_special[-1:] == [tokenizer.eos_token_id]
 
 
 def _vocabulary(spec: dict, vocab_size: int, model_dir: Path) -> tuple[list[str], list[int]]:
@@ -327,7 +357,8 @@ def _vocabulary(spec: dict, vocab_size: int, model_dir: Path) -> tuple[list[str]
 
     by_id = {index: (token, TokenType.NORMAL) for token, index in spec["model"]["vocab"].items()}
     for added in spec.get("added_tokens", []):
-        by_id[added["id"]] = (added["content"], TokenType.CONTROL if added["special"] else TokenType.USER_DEFINED)
+        kind = TokenType.CONTROL if added["special"] else TokenType.USER_DEFINED
+        by_id[added["id"]] = (added["content"], kind)
     if max(by_id) >= vocab_size:
         raise ArgumentError(f"{model_dir}: the tokenizer has token id {max(by_id)}, beyond the model's "
                             f"vocab_size {vocab_size}")
@@ -345,10 +376,11 @@ def _model_arch(arch: str) -> Any:
     return next(key for key, value in gguf.MODEL_ARCH_NAMES.items() if value == arch)
 
 
-def _read_json(path: Path, needs: str = "GGUF export needs a Hugging Face model directory's") -> dict:
+def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ArgumentError(f"{path.parent}: {path.name} is missing; {needs} {path.name}") from None
+        raise ArgumentError(f"{path.parent}: {path.name} is missing; GGUF export needs a Hugging Face model "
+                            "directory") from None
     except json.JSONDecodeError as exc:
         raise ArgumentError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None

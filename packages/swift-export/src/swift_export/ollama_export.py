@@ -25,7 +25,8 @@ def check_ollama(args: Any, model_dir: Path) -> None:
     from swift_export.ollama import modelfile_text
 
     check_gguf_supported(model_dir)
-    modelfile_text(model_dir, GGUF_NAME, parameters=modelfile_parameters(args), system=args.system)
+    modelfile_text(model_dir, GGUF_NAME, template=args.template, parameters=modelfile_parameters(args),
+                   system=args.system)
 
 
 def write_ollama(args: Any, model_dir: Path, out_dir: Path) -> None:
@@ -33,7 +34,8 @@ def write_ollama(args: Any, model_dir: Path, out_dir: Path) -> None:
     from swift_export.ollama import write_modelfile
 
     write_gguf(model_dir, out_dir / GGUF_NAME, gguf_type(args, model_dir))
-    write_modelfile(model_dir, out_dir, GGUF_NAME, parameters=modelfile_parameters(args), system=args.system)
+    write_modelfile(model_dir, out_dir, GGUF_NAME, template=args.template, parameters=modelfile_parameters(args),
+                    system=args.system)
 
 
 def gguf_type(args: Any, model_dir: Path) -> str:
