@@ -32,12 +32,15 @@ def weights_bytes(model_dir: Path) -> int:
     return sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
 
 
+def trained_checkpoint(folder: Path, model: Path, steps: int, *extra: str) -> Path:
+    result = run_swift(*tiny_sft(model, folder / "run", "--max_steps", str(steps), "--save_steps", str(steps), *extra))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return folder / "run" / f"checkpoint-{steps}"
+
+
 @pytest.fixture(scope="module")
 def tiny_adapter(tmp_path_factory: pytest.TempPathFactory, tiny_chat_model: Path) -> Path:
-    out = tmp_path_factory.mktemp("tiny-run") / "run"
-    result = run_swift(*tiny_sft(tiny_chat_model, out, "--max_steps", "2", "--save_steps", "2"))
-    assert result.returncode == 0, result.stderr[-2000:]
-    return out / "checkpoint-2"
+    return trained_checkpoint(tmp_path_factory.mktemp("tiny-run"), tiny_chat_model, 2)
 
 
 # --- the quick start's adapter on SmolLM2: merged, 4-bit, GGUF; each still knows what it learned -------------
@@ -185,10 +188,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def adapter_tuner(tmp_path_factory: pytest.TempPathFactory, tiny_chat_model: Path) -> Path:
     """A bottleneck-adapter checkpoint: it adds modules, so there are no merged weights to write."""
-    out = tmp_path_factory.mktemp("adapter-run") / "run"
-    result = run_swift(*tiny_sft(tiny_chat_model, out, "--train_type", "adapter", "--max_steps", "1"))
-    assert result.returncode == 0, result.stderr[-2000:]
-    return out / "checkpoint-1"
+    return trained_checkpoint(tmp_path_factory.mktemp("adapter-run"), tiny_chat_model, 1, "--train_type", "adapter")
 
 
 @pytest.mark.parametrize(("argv", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
