@@ -126,17 +126,88 @@ def test_merge_then_gptq_keeps_the_merged_model(tiny_adapter: Path, tmp_path: Pa
 def test_an_existing_output_is_replaced_only_with_exist_ok_and_only_when_complete(tiny_chat_model: Path,
                                                                                    tmp_path: Path) -> None:
     target = tmp_path / "out"
-    target.mkdir()
-    (target / "mine.txt").write_text("keep me")
     argv = ["export", "--model", str(tiny_chat_model), "--quant_method", "fp8", "--output_dir", str(target)]
+    assert run_swift(*argv).returncode == 0
+    first = (target / "config.json").stat().st_mtime_ns
     refused = run_swift(*argv)
     assert refused.returncode == 2 and "pass --exist_ok true" in refused.stderr
     failed = run_swift(*argv, "--exist_ok", "true", "--quant_method", "gptq", "--quant_bits", "4",
                        "--dataset", str(tmp_path / "missing.jsonl"))
-    assert failed.returncode == 2 and (target / "mine.txt").read_text() == "keep me"
+    assert failed.returncode == 2 and (target / "config.json").stat().st_mtime_ns == first
     replaced = run_swift(*argv, "--exist_ok", "true")
-    assert replaced.returncode == 0 and not (target / "mine.txt").exists() and (target / "config.json").is_file()
+    assert replaced.returncode == 0 and (target / "config.json").stat().st_mtime_ns != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_exist_ok_never_replaces_what_is_not_an_export(tiny_chat_model: Path, tmp_path: Path) -> None:
+    """--exist_ok replaces a model or an earlier export, never a folder of other files, the directory the user is
+    in, or a directory that holds the model being exported."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "mine.txt").write_text("keep me")
+    model = tmp_path / "project" / "tiny"
+    shutil.copytree(tiny_chat_model, model)
+    for output, cwd, words in ((notes, tmp_path, "not a model or an earlier export"),
+                               (".", tmp_path / "project", "is the current directory"),
+                               (model.parent, tmp_path, "overlaps")):
+        result = run_swift("export", "--model", str(model), "--to_ollama", "true", "--output_dir", str(output),
+                           "--exist_ok", "true", cwd=cwd)
+        errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+        assert result.returncode == 2 and len(errors) == 1 and words in errors[0], result.stderr[-2000:]
+    assert (notes / "mine.txt").read_text() == "keep me" and (model / "config.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "project").iterdir()) == ["tiny"]
+
+
+def test_a_qlora_runs_quantization_is_not_taken_over_by_its_export(tiny_chat_model: Path, tmp_path: Path) -> None:
+    """A QLoRA run's args.json says it loaded its base 4-bit; exporting it with --merge_lora writes a plain merged
+    model, not a bnb one (export's --quant_method is what to write)."""
+    adapter = trained_checkpoint(tmp_path, tiny_chat_model, 1, "--quant_method", "bnb", "--quant_bits", "4")
+    assert json.loads((adapter.parent / "args.json").read_text())["quant_method"] == "bnb"
+    for command in ("export", "merge-lora"):
+        output = tmp_path / f"{command}-out"
+        argv = [command, "--adapters", str(adapter), "--output_dir", str(output)]
+        result = run_swift(*argv, *(["--merge_lora", "true"] if command == "export" else []))
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "quantization_config" not in json.loads((output / "config.json").read_text())
+    default = run_swift("merge-lora", "--adapters", str(adapter), "--exist_ok", "true")
+    assert default.returncode == 0 and Path(f"{adapter}-merged").is_dir(), default.stderr[-2000:]
+
+
+def test_bad_calibration_data_is_found_before_the_merge(tiny_adapter: Path, tmp_path: Path) -> None:
+    shutil.copytree(tiny_adapter.parent, tmp_path / "run")
+    adapter = tmp_path / "run" / tiny_adapter.name
+    before = sorted(p.name for p in (tmp_path / "run").iterdir())
+    result = run_swift("export", "--adapters", str(adapter), "--merge_lora", "true", "--quant_method", "gptq",
+                       "--quant_bits", "4", "--group_size", "32", "--dataset", str(tmp_path / "missing.jsonl"),
+                       "--output_dir", str(tmp_path / "q"))
+    assert result.returncode == 2 and "missing.jsonl" in result.stderr, result.stderr[-2000:]
+    assert "Loading weights" not in result.stderr and sorted(p.name for p in (tmp_path / "run").iterdir()) == before
+
+
+def test_an_output_in_a_new_folder_is_created(tiny_chat_model: Path, tmp_path: Path) -> None:
+    output = tmp_path / "a" / "b" / "fp8"
+    result = run_swift("export", "--model", str(tiny_chat_model), "--quant_method", "fp8", "--output_dir", str(output))
+    assert result.returncode == 0 and (output / "config.json").is_file(), result.stderr[-2000:]
+    assert sorted(p.name for p in output.parent.iterdir()) == ["fp8"]
+
+
+def test_an_adapter_of_another_base_is_refused_before_any_weights_load(tiny_adapter: Path, tmp_path: Path,
+                                                                       tiny_chat_model: Path) -> None:
+    other = tmp_path / "wider"
+    shutil.copytree(tiny_chat_model, other)
+    config = json.loads((other / "config.json").read_text())
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config.update(hidden_size=config["hidden_size"] * 2, intermediate_size=config["intermediate_size"] * 2)
+    for file in other.glob("*.safetensors"):
+        file.unlink()
+    AutoModelForCausalLM.from_config(AutoConfig.for_model(**config)).save_pretrained(other)
+    for command in (["export", "--merge_lora", "true"], ["merge-lora"]):
+        result = run_swift(*command, "--adapters", str(tiny_adapter), "--model", str(other),
+                           "--output_dir", str(tmp_path / "out"))
+        errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+        assert result.returncode == 2 and "does not fit" in errors[0], result.stderr[-2000:]
+        assert "Loading weights" not in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_push_offline_says_so_in_one_line_and_keeps_the_export(tiny_adapter: Path, tmp_path: Path) -> None:
@@ -179,9 +250,21 @@ CASES = [
     ("push without a repo", ["--model", "{model}", "--push_to_hub", "true"], ["--push_to_hub needs --hub_model_id"]),
     ("nothing to do", ["--model", "{model}"], ["nothing to export"]),
     ("the model as its own output", ["--model", "{model}", "--quant_method", "fp8", "--output_dir", "{model}"],
-     ["is the model being exported"]),
+     ["overlaps", "choose a directory outside it"]),
     ("merge-lora with export's arguments", ["merge-lora", "--adapters", "{adapter}", "--quant_method", "gptq"],
      ["merge-lora only merges", "swift export --merge_lora true"]),
+    ("merge-lora with several adapters", ["merge-lora", "--adapters", "{adapter}", "{adapter}"],
+     ["merges one adapter"]),
+    ("a push alone with loading options", ["--model", "{model}", "--push_to_hub", "true", "--hub_model_id", "a/b",
+                                           "--torch_dtype", "float16"], ["--torch_dtype float16", "as it is"]),
+    ("attention options for a step that runs no model", ["--model", "{model}", "--quant_method", "fp8",
+                                                         "--attn_impl", "eager"], ["--attn_impl eager", "gptq and awq"]),
+    ("shard size for a single GGUF file", ["--model", "{model}", "--to_ollama", "true", "--max_shard_size", "1GB"],
+     ["--max_shard_size 1GB", "one GGUF file"]),
+    ("rope scaling on export", ["--adapters", "{adapter}", "--merge_lora", "true", "--rope_scaling", "linear"],
+     ["--rope_scaling linear", "does not rescale"]),
+    ("pickle weights", ["--adapters", "{adapter}", "--merge_lora", "true", "--safe_serialization", "false"],
+     ["--safe_serialization false", "always safetensors"]),
 ]
 
 

@@ -25,6 +25,10 @@ NEVER_LOADED = {
     "padding_side", "sequence_parallel_size", "metric",
 }  # fmt: skip
 
+# A training run's --quant_method says how it loaded its base (QLoRA); export's says what to write. Taken over,
+# a QLoRA run's bnb would quietly turn `swift export --merge_lora true` into a 4-bit export.
+WRITES_QUANTIZED = ("export", "merge-lora")
+
 
 def find_args_file(path: str | Path) -> Path | None:
     """args.json in the directory itself, or in its parent (a checkpoint inside a run directory)."""
@@ -49,8 +53,10 @@ def source_directory(values: dict[str, Any]) -> str | None:
     return values.get("model")
 
 
-def loadable_names(schema: type, with_data: bool) -> set[str]:
+def loadable_names(schema: type, with_data: bool, command: str = "") -> set[str]:
     groups = LOADED_GROUPS | (DATA_GROUPS if with_data else set())
+    if command in WRITES_QUANTIZED:
+        groups = groups - {"quantization"}
     base_specs = specs(_base_schema())
     names = set()
     for name, spec in specs(schema).items():
@@ -77,7 +83,7 @@ def load_saved_args(
     args_file = find_args_file(source)
     if args_file is None:
         return {}, None, []
-    names = loadable_names(schema, with_data) - set(passed)
+    names = loadable_names(schema, with_data, command) - set(passed)
     saved, warnings = read_args_file(args_file, schema, command, only=names)
     defaults = {f.name for f in dataclasses.fields(schema)}
     return {k: v for k, v in saved.items() if k in names and k in defaults}, args_file, warnings

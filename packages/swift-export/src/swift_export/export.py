@@ -15,22 +15,30 @@ once the new one is whole.
 from __future__ import annotations
 
 import copy
-import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from swift_args import ArgumentError, Invocation, save_args
 from swift_args.adapters import adapter_path
-from swift_args.files import apply_umask
 from swift_args.run_dir import check_writable_dir
 from swift_args.shell import swift_command
+from swift_infer.merge import read_sources
+from swift_infer.output_dir import check_output_dir, staged
 
 PEFT_ALREADY = ("--to_peft_format: adapters saved by swift are PEFT adapters already (adapter_config.json + "
                 "adapter_model.safetensors, loadable with peft.PeftModel.from_pretrained); nothing to convert")
+
+
+@dataclass
+class ExportPlan:
+    """What the checks found, for the steps to use: the model directory and, for gptq/awq, the encoded
+    calibration rows (read before any weights load, so a bad --dataset costs nothing)."""
+
+    model_dir: Path
+    calibration: list[list[int]] | None = None
 
 
 def run_export(invocation: Invocation) -> int:
@@ -39,8 +47,8 @@ def run_export(invocation: Invocation) -> int:
         print(f"swift: {PEFT_ALREADY}", file=sys.stderr)
     if not (builds(args) or args.push_to_hub):
         return 0
-    model_dir = check_export(args)
-    pushed = _build(args, model_dir) if builds(args) else _source_folder(args, model_dir)
+    plan = check_export(args)
+    pushed = _build(args, plan) if builds(args) else _source_folder(args, plan.model_dir)
     if args.push_to_hub:
         from swift_export.hub import push_folder
 
@@ -60,29 +68,34 @@ def _loading(args: Any) -> Any:
     return loading
 
 
-def check_export(args: Any) -> Path:
-    """Refuse, before any weights load or any file is written, what the export could not finish.
-    Returns the model directory (the base of --adapters, or --model)."""
+def check_export(args: Any) -> ExportPlan:
+    """Refuse, before any weights load or any file is written, what the export could not finish: the cheap
+    checks on the arguments' files first, then the ones that need the (resolved) model directory."""
     from swift_data.models import model_for_args
 
-    _, info = model_for_args(_loading(args))  # resolves the hub or built-in name; offline, one line
+    if builds(args):
+        check_output_dir(args.output_dir, read_sources(args), args.exist_ok)
     if builds(args) and args.adapters:
         _check_adapters(args)
-    if builds(args):
-        _check_output(args, Path(args.output_dir), info.model_dir)
-    if args.quant_method:
-        from swift_export.quantize import check_quantization
-
-        check_quantization(args, info.model_dir)
-    if args.to_ollama:
-        from swift_export.ollama_export import check_ollama
-
-        check_ollama(args, info.model_dir)
     if args.push_to_hub:
         from swift_export.hub import check_push
 
         check_push(args)
-    return Path(info.model_dir)
+    _, info = model_for_args(_loading(args))  # resolves the hub or built-in name; offline, one line
+    plan = ExportPlan(Path(info.model_dir))
+    if builds(args) and args.adapters:
+        from swift_infer.merge import check_adapter_fits
+
+        check_adapter_fits(adapter_path(args.adapters[0]), plan.model_dir)
+    if args.quant_method:
+        from swift_export.quantize import check_quantization
+
+        plan.calibration = check_quantization(args, plan.model_dir)
+    if args.to_ollama:
+        from swift_export.ollama_export import check_ollama
+
+        check_ollama(args, plan.model_dir)
+    return plan
 
 
 def _check_adapters(args: Any) -> None:
@@ -94,26 +107,18 @@ def _check_adapters(args: Any) -> None:
     check_mergeable(adapter_path(args.adapters[0]))
 
 
-def _check_output(args: Any, output: Path, model_dir: Path) -> None:
-    sources = [Path(model_dir).resolve()] + [Path(adapter_path(a)).resolve() for a in args.adapters]
-    if output.resolve() in sources:
-        raise ArgumentError(f"--output_dir {output} is the model being exported; choose another directory")
-    check_writable_dir(output, "--output_dir")  # and its parent, where the export is staged
-    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not args.exist_ok:
-        raise ArgumentError(f"--output_dir {output} exists and is not empty; pass --exist_ok true to replace it "
-                            "(the new export replaces it only once complete)")
-
-
-def _build(args: Any, model_dir: Path) -> Path:
+def _build(args: Any, plan: ExportPlan) -> Path:
     """Run the export's steps; returns the directory it wrote."""
     output = Path(args.output_dir)
-    with tempfile.TemporaryDirectory(prefix=f".{output.name}.work-", dir=output.resolve().parent) as scratch:
-        source = _merged(args, output, Path(scratch)) if args.adapters else model_dir
+    scratch_parent = output.expanduser().resolve().parent
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{output.name}.work-", dir=scratch_parent) as scratch:
+        source = _merged(args, output, Path(scratch)) if args.adapters else plan.model_dir
         if args.quant_method:
             from swift_export.quantize import quantize
 
             with staged(output) as staging:
-                quantize(args, source, staging)
+                quantize(args, source, staging, plan.calibration)
                 _save_args(args, staging, output)
             done = f"{args.quant_method} {args.quant_bits}-bit model"
         elif args.to_ollama:
@@ -150,27 +155,11 @@ def _merged(args: Any, output: Path, scratch: Path) -> Path:
     return target
 
 
-@contextmanager
-def staged(output: Path) -> Iterator[Path]:
-    """A directory beside `output` to write into; it replaces `output` when the block completes, and is
-    removed (leaving `output` as it was) when the block fails."""
-    staging = output.with_name(f".{output.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        yield staging
-        apply_umask(staging)  # safetensors writes 0600; an export is shared like any other model
-        if output.exists():
-            shutil.rmtree(output) if output.is_dir() else output.unlink()
-        staging.rename(output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def _save_args(args: Any, staging: Path, output: Path) -> None:
     """args.json saying how to load the export: as a plain model (its quantization is in config.json)."""
     saved = _loading(args)
     saved.model, saved.adapters = str(output), []
+    saved.max_length = None  # the calibration length, not a limit for whoever loads the export
     save_args(saved, staging, "export")
 
 

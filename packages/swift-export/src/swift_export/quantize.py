@@ -22,8 +22,9 @@ EXTRAS = {"gptq": ("llmcompressor", "quant"), "awq": ("llmcompressor", "quant"),
 GROUP_SIZES = (128, 64, 32, 16)  # what to suggest when --group_size does not divide a layer's width
 
 
-def check_quantization(args: Any, model_dir: Path) -> None:
-    """Everything that would stop the quantization, said before the model loads."""
+def check_quantization(args: Any, model_dir: Path) -> list[list[int]] | None:
+    """Everything that would stop the quantization, said before the model loads. Returns the encoded
+    calibration rows of gptq and awq (None for the others): reading them needs only the tokenizer."""
     import torch
 
     method = args.quant_method
@@ -37,6 +38,13 @@ def check_quantization(args: Any, model_dir: Path) -> None:
                             "--quant_method gptq")
     if method in CALIBRATED and args.group_size != -1:
         _check_group_size(args.group_size, model_dir)
+    if method not in CALIBRATED:
+        return None
+    from swift_data.models import load_tokenizer
+
+    from swift_export.calibration import calibration_rows
+
+    return calibration_rows(args, load_tokenizer(model_dir))
 
 
 def _check_group_size(group_size: int, model_dir: Path) -> None:
@@ -70,12 +78,13 @@ def _kept_whole(name: str) -> bool:
     return "embed" in name or "lm_head" in name or "wte" in name
 
 
-def quantize(args: Any, model_dir: Path, output: Path) -> None:
-    """Quantize the model in `model_dir` and save it, with its tokenizer, into `output`."""
+def quantize(args: Any, model_dir: Path, output: Path, calibration: list[list[int]] | None) -> None:
+    """Quantize the model in `model_dir` (calibrated on the encoded rows `calibration` for gptq and awq) and
+    save it, with its tokenizer, into `output`."""
     from swift_data.models import load_tokenizer
 
     tokenizer = load_tokenizer(model_dir)
-    model = _bnb_model(args, model_dir) if args.quant_method == "bnb" else _compressed_model(args, model_dir, tokenizer)
+    model = _bnb_model(args, model_dir) if args.quant_method == "bnb" else _compressed_model(args, model_dir, calibration)
     kwargs = {} if args.quant_method == "bnb" else {"save_compressed": True}
     model.save_pretrained(output, max_shard_size=args.max_shard_size, **kwargs)
     tokenizer.save_pretrained(output)
@@ -99,26 +108,33 @@ def _bnb_model(args: Any, model_dir: Path) -> Any:
     device_map = args.device_map or default_device()  # bitsandbytes quantizes as the weights reach the device
     print(f"swift: quantizing {model_dir} to {args.quant_bits}-bit with bitsandbytes on {device_map}", file=sys.stderr)
     return AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, quantization_config=config,
-                                                device_map=device_map)
+                                                device_map=device_map, max_memory=args.max_memory or None)
 
 
-def _compressed_model(args: Any, model_dir: Path, tokenizer: Any) -> Any:
+def _compressed_model(args: Any, model_dir: Path, rows: list[list[int]] | None) -> Any:
     os.environ.setdefault("LLM_COMPRESSOR_LOG_LEVEL", "WARNING")  # else it lists every layer it quantizes
     from llmcompressor import oneshot
     from transformers import AutoModelForCausalLM
 
-    from swift_export.calibration import as_calibration_dataset, calibration_rows
+    from swift_export.calibration import as_calibration_dataset
 
     calibration: dict[str, Any] = {}
-    if args.quant_method in CALIBRATED:
+    if rows is not None:
         # Sorted by length, so each batch loses little to the collator's cut to its shortest row.
-        rows = sorted(calibration_rows(args, tokenizer), key=len)
+        rows = sorted(rows, key=len)
         calibration = {"dataset": as_calibration_dataset(rows), "num_calibration_samples": len(rows),
                        "max_seq_length": args.max_length, "batch_size": args.quant_batch_size,
                        "shuffle_calibration_samples": False}
-    # On the CPU; llm-compressor moves one layer at a time to the GPU (when there is one) as it calibrates.
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=_dtype(args, model_dir), device_map=args.device_map)
-    what = f"on {len(calibration['dataset'])} calibration rows" if calibration else "(no calibration needed)"
+    # On the CPU unless --device_map says otherwise; llm-compressor moves one layer at a time to the GPU (when
+    # there is one) as it calibrates. --attn_impl is the attention the calibration passes run with.
+    loading: dict[str, Any] = {"dtype": _dtype(args, model_dir), "device_map": args.device_map,
+                               "max_memory": args.max_memory or None}
+    if args.attn_impl:
+        from swift_infer.loading import ATTN_IMPLEMENTATIONS
+
+        loading["attn_implementation"] = ATTN_IMPLEMENTATIONS[args.attn_impl]
+    model = AutoModelForCausalLM.from_pretrained(model_dir, **loading)
+    what = f"on {len(rows)} calibration rows" if rows is not None else "(no calibration needed)"
     print(f"swift: quantizing {model_dir} with {args.quant_method} {args.quant_bits}-bit {what}", file=sys.stderr)
     oneshot(model=model, recipe=recipe(args), **calibration)
     return model

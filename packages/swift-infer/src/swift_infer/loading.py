@@ -19,7 +19,9 @@ from swift_args.checkpoint_files import damage_refusal
 from swift_data.models import ModelInfo, load_tokenizer, model_for_args
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-_ATTN = {"flash_attn": "flash_attention_2", "sdpa": "sdpa", "eager": "eager", "flex_attention": "flex_attention"}
+# --attn_impl names -> transformers attn_implementation names.
+ATTN_IMPLEMENTATIONS = {"flash_attn": "flash_attention_2", "sdpa": "sdpa", "eager": "eager",
+                        "flex_attention": "flex_attention"}
 
 
 @dataclass
@@ -69,7 +71,8 @@ def load_model(args: Any, *, device: str | None = None, say: Any = None, info: M
     model_dir = info.model_dir
     device = device or default_device()
     dtype = choose_dtype(args.torch_dtype, info, device.split(":")[0], say)
-    kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": _ATTN.get(args.attn_impl or "sdpa")}
+    kwargs: dict[str, Any] = {"dtype": dtype,
+                              "attn_implementation": ATTN_IMPLEMENTATIONS.get(args.attn_impl or "sdpa")}
     if args.device_map is not None:
         kwargs["device_map"] = args.device_map
         if args.max_memory:

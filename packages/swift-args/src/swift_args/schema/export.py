@@ -36,14 +36,16 @@ class ExportArguments(ModelLoadingArguments, MergeArguments):
         hot=True,
         help="Where the export is written. None: <checkpoint>-merged, <model>-<method>-int<bits> or <model>-ollama.",
     )
-    exist_ok: bool = arg(False, help="Replace an existing output_dir (the new export is complete before it replaces it).")
+    exist_ok: bool = arg(False, help="Replace an existing output_dir that holds a model or an earlier export (the new "
+                         "export is complete before it replaces it).")
     quant_method: Literal["gptq", "awq", "bnb", "fp8"] | None = arg(
         None, hot=True,
         help="Quantize the (merged) model: gptq or awq (calibrated on --dataset, llm-compressor), bnb (bitsandbytes) "
         "or fp8 (llm-compressor, dynamic activations; an extension of the reference).",
     )
     quant_n_samples: int = arg(256, help="Calibration samples (rows of --dataset) for gptq/awq.")
-    max_length: int | None = arg(2048, help="Calibration sample length in tokens (longer rows are truncated).")
+    max_length: int | None = arg(
+        2048, help="Calibration sample length in tokens (longer rows are skipped; --truncation_strategy right cuts them).")
     quant_batch_size: int = arg(1, help="Calibration batch size for gptq/awq.")
     group_size: int = arg(128, help="Weights sharing one scale for gptq/awq; -1: one scale per output channel.")
     to_ollama: bool = arg(False, help="Write model.gguf and an Ollama Modelfile (chat template, stops, parameters).")
@@ -68,7 +70,9 @@ class ExportArguments(ModelLoadingArguments, MergeArguments):
         source = source or (model_suffix(self.model) if self.model else None)
         if source is None:
             return
-        if self.quant_method:
+        if self.MERGE_ONLY:
+            self.output_dir = f"{source}-merged"
+        elif self.quant_method:
             self.output_dir = f"{source}-{self.quant_method}-int{self.quant_bits}"
         elif self.to_ollama:
             self.output_dir = f"{source}-ollama"
