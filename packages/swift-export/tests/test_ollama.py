@@ -343,3 +343,24 @@ def test_command_line_settings_override_the_models(model_copy: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_copy)
     assert ollama_prompt(modelfile, [("user", "Hi")], "") == jinja_prompt(
         tokenizer, tokenizer.chat_template, [("system", "Answer in French."), ("user", "Hi")])
+
+
+def test_system_prompt_on_a_template_that_drops_system_messages_is_refused(model_copy: Path) -> None:
+    """A template with no place for a system prompt would leave a SYSTEM line that Ollama sends and the
+    template then drops: the user's --system would do nothing."""
+    (model_copy / "chat_template.jinja").write_text(
+        "{% for m in messages %}{% if m['role'] != 'system' %}"
+        "{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+    assert "SYSTEM" not in modelfile_text(model_copy, "model.gguf")
+    with pytest.raises(ArgumentError, match="no place for a system prompt"):
+        modelfile_text(model_copy, "model.gguf", system="Be brief.")
+
+
+def test_quotes_in_values_survive_ollamas_parser(model_copy: Path) -> None:
+    """Ollama's parser takes a quoted value verbatim up to the closing quote at the end of the line: quotes
+    inside a system prompt or a stop string need no escaping."""
+    text = modelfile_text(model_copy, "model.gguf", system='Be "nice"', parameters={"stop": ['say "x"']})
+    modelfile = parse_modelfile(text)
+    assert modelfile["SYSTEM"] == 'Be "nice"'
+    assert ("stop", 'say "x"') in modelfile["PARAMETER"]

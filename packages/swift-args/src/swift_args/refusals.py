@@ -27,9 +27,11 @@ REFT_FIELDS = ("reft_layers", "reft_rank", "reft_intervention_type", "reft_args"
 REFT_EXTRA_ARGS = ("dropout", "act_fn", "add_bias")  # what swift_infer.own_tuners.reft reads from --reft_args
 # export: the arguments of each step, refused when that step does not run.
 GENERATION_DEFAULTS = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "stop_words")
-CALIBRATION = ("dataset", "dataset_num_proc", "enable_cache", "columns", "strict", "remove_unused_columns",
+CALIBRATION = ("dataset", "dataset_num_proc", "enable_cache", "columns", "strict",
                "model_name", "model_author", "custom_dataset_info", "download_mode", "data_seed", "quant_n_samples",
                "quant_batch_size", "max_length", "truncation_strategy", "tools_prompt", "use_chat_template")
+# What export's model-writing steps read; --push_to_hub alone writes no model.
+WRITING = ("output_dir", "exist_ok", "torch_dtype", "attn_impl", "device_map", "max_memory", "max_shard_size")
 BNB_FIELDS = ("bnb_4bit_compute_dtype", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "bnb_4bit_quant_storage")
 MULTIMODAL = "multimodal models are not supported yet (they come with the multimodal issue); this model is text-only"
 
@@ -212,7 +214,35 @@ REFUSALS: tuple[Refusal, ...] = (
             "merge-lora only merges; to quantize, write GGUF or push in the same run use swift export "
             "--merge_lora true with this argument"),
     Refusal(("merge_lora",), ("merge-lora",), "merge-lora always merges; drop it"),
+    Refusal(("attn_impl",), ("merge-lora",), "merging adds weights and runs no forward pass; drop it"),
+    Refusal(("max_length",), ("merge-lora",), "merging reads no data (the context a run trained with comes from its "
+            "args.json); drop it"),
+    Refusal(("rope_scaling",), ("merge-lora", "export"),
+            "the RoPE scaling a run trained with comes from its args.json (with its --max_length); exporting does not "
+            "rescale a model: pass --rope_scaling to swift sft or swift infer instead; drop it"),
+    Refusal(("safe_serialization",), ("infer", "deploy", "merge-lora", "export", "eval", "app"),
+            "merged weights are always safetensors (transformers 5 writes no other format); drop it"),
+    Refusal(("max_shard_size",), ("infer", "deploy", "eval", "app"), complete=False,
+            when=lambda args, typed: "max_shard_size" in typed and not args.merge_lora,
+            why="sizes the files of --merge_lora true's merged model; add it, or drop this"),
     # --- export: each argument belongs to one of its steps, and is refused when that step does not run ---
+    Refusal(WRITING, ("export",), complete=False,
+            when=lambda args, typed: bool(typed & set(WRITING)) and not (
+                args.merge_lora or args.quant_method or args.to_ollama),
+            why="--push_to_hub alone uploads the --model / --adapters directory as it is, and this configures a "
+            "model the export writes; add --merge_lora true, --quant_method or --to_ollama true, or drop it"),
+    Refusal(("attn_impl",), ("export",), complete=False,
+            when=lambda args, typed: "attn_impl" in typed and args.quant_method not in ("gptq", "awq"),
+            why="only gptq and awq run the model (over the calibration rows); merging, bnb, fp8 and GGUF run no "
+            "forward pass; drop it"),
+    Refusal(("device_map", "max_memory"), ("export",), complete=False,
+            when=lambda args, typed: bool(typed & {"device_map", "max_memory"}) and args.to_ollama and not args.adapters,
+            why="the GGUF writer reads the weights from disk without loading a model; drop it"),
+    Refusal(("max_shard_size",), ("export",), complete=False,
+            when=lambda args, typed: "max_shard_size" in typed and args.to_ollama and not args.merge_lora,
+            why="sizes safetensors files (merged or quantized models), and --to_ollama writes one GGUF file; drop "
+            "it"),
+    Refusal(("remove_unused_columns",), ("export",), "calibration keeps only the encoded token ids; drop it"),
     Refusal(GENERATION_DEFAULTS, ("export",), when=lambda args, typed: not args.to_ollama and bool(typed & set(GENERATION_DEFAULTS)),
             complete=False, why="export writes generation defaults only into an Ollama Modelfile; add --to_ollama "
             "true, or pass it to swift infer / swift deploy"),

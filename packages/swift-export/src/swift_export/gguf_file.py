@@ -54,11 +54,11 @@ def check_gguf_supported(model_dir: Path) -> None:
     _checked(model_dir)
 
 
-def write_gguf(model_dir: Path, out_file: Path, gguf_type: str) -> None:
+def write_gguf(model_dir: Path, out_file: Path, gguf_type: str, chat_template: str | None = None) -> None:
     """Write `model_dir` (config.json, *.safetensors, tokenizer.json) to the single file `out_file`.
 
     `gguf_type` is one of GGUF_TYPES: the type of the 2-D weights; 1-D tensors (norms, biases)
-    stay f32, as llama.cpp keeps them.
+    stay f32, as llama.cpp keeps them. `chat_template` (Jinja) replaces the model's own (--template).
     """
     if gguf_type not in GGUF_TYPES:
         raise ArgumentError(f"GGUF type '{gguf_type}' is not one of: {', '.join(GGUF_TYPES)}")
@@ -71,7 +71,7 @@ def write_gguf(model_dir: Path, out_file: Path, gguf_type: str) -> None:
     writer = gguf.GGUFWriter(out_file, arch)
     try:
         _add_model_metadata(writer, model_dir, config, gguf_type)
-        _add_tokenizer(writer, model_dir, config, tokenizer, spec)
+        _add_tokenizer(writer, model_dir, config, tokenizer, spec, chat_template)
         for tensor in plan:
             writer.add_tensor_info(tensor.name, tensor.byte_shape, np.uint8, math.prod(tensor.byte_shape),
                                    raw_dtype=tensor.qtype)
@@ -315,7 +315,8 @@ def _load_tokenizer(model_dir: Path) -> tuple[Any, dict]:
     return tokenizer, json.loads(backend.to_str()) if backend is not None else {}
 
 
-def _add_tokenizer(writer: Any, model_dir: Path, config: dict, tokenizer: Any, spec: dict) -> None:
+def _add_tokenizer(writer: Any, model_dir: Path, config: dict, tokenizer: Any, spec: dict,
+                   chat_template: str | None) -> None:
     from swift_data.models.detect import read_chat_template
 
     tokens, types = _vocabulary(spec, config["vocab_size"], model_dir)
@@ -337,7 +338,7 @@ def _add_tokenizer(writer: Any, model_dir: Path, config: dict, tokenizer: Any, s
     # Written even when false: llama.cpp and Ollama add a bos to every prompt when the key is absent.
     writer.add_add_bos_token(add_bos)
     writer.add_add_eos_token(add_eos)
-    if (template := read_chat_template(model_dir)) is not None:
+    if (template := chat_template or read_chat_template(model_dir)) is not None:
         writer.add_chat_template(template)
 
 

@@ -113,6 +113,9 @@ def modelfile_text(model_dir: Path, gguf_name: str, *, template: str | None = No
         why = f"{model_dir}: cannot translate the chat template to an Ollama template: {exc}"
         raise ArgumentError(why) from None
     lines = [f"FROM ./{gguf_name}", f"TEMPLATE {_quoted(go_template, model_dir)}"]
+    if system is not None and turns.system is None and turns.folded_system is None:
+        raise ArgumentError("--system: this chat template has no place for a system prompt (it drops system "
+                            "messages); drop --system, or pick a --template that has one")
     if system is None and (default_system := turns.default_system()) is not None:
         system = _with_tokens(default_system, tokens)
     if system is not None:  # Ollama sends it as the first message of a conversation that has no system one

@@ -33,7 +33,13 @@ def write_ollama(args: Any, model_dir: Path, out_dir: Path) -> None:
     from swift_export.gguf_file import write_gguf
     from swift_export.ollama import write_modelfile
 
-    write_gguf(model_dir, out_dir / GGUF_NAME, gguf_type(args, model_dir))
+    # A --template goes into the GGUF as well as the Modelfile: llama.cpp reads the one, Ollama the other.
+    chat_template = None
+    if args.template:
+        from swift_data.templates.builtin import BUILTIN_TEMPLATES
+
+        chat_template = BUILTIN_TEMPLATES[args.template]
+    write_gguf(model_dir, out_dir / GGUF_NAME, gguf_type(args, model_dir), chat_template)
     write_modelfile(model_dir, out_dir, GGUF_NAME, template=args.template, parameters=modelfile_parameters(args),
                     system=args.system)
 
