@@ -37,6 +37,16 @@ def gguf_file(tmp_path_factory: pytest.TempPathFactory, tiny_model: Callable[[st
     return get
 
 
+def test_a_chosen_template_is_the_ggufs_chat_template(tmp_path: Path, tiny_model: Callable[[str], Path]) -> None:
+    """--template: llama.cpp reads the GGUF's chat template, so the chosen one goes there (Ollama's is the
+    Modelfile's)."""
+    from swift_data.templates.builtin import BUILTIN_TEMPLATES
+    from transformers import AutoTokenizer
+
+    write_gguf(tiny_model("llama"), tmp_path / "model.gguf", "f16", chat_template=BUILTIN_TEMPLATES["mistral"])
+    assert AutoTokenizer.from_pretrained(tmp_path, gguf_file="model.gguf").chat_template == BUILTIN_TEMPLATES["mistral"]
+
+
 def load_gguf_model(path: Path) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
 
