@@ -46,7 +46,7 @@ def test_deprecated_names_warn_once_each() -> None:
     ]
 
 
-@pytest.mark.parametrize("command", ["eval", "app"])
+@pytest.mark.parametrize("command", ["app"])
 def test_commands_of_later_issues_check_arguments_then_say_not_implemented(command: str) -> None:
     result = swift(command, "--model", "SmolLM2-135M-Instruct")
     assert result.returncode == 2

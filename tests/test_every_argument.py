@@ -32,6 +32,8 @@ RUNS = {
     "merge-lora": ("swift_infer.merge",),
     "export": ("swift_export.export", "swift_export.quantize", "swift_export.calibration", "swift_export.hub",
                "swift_export.ollama_export"),
+    # eval hands the deployment's arguments to a `swift deploy` child, whose code reads them.
+    "eval": ("swift_eval.evaluate", "swift_infer.deploy"),
 }
 REQUIRED = {"merge-lora": ["--adapters", "some-adapter"], "export": ["--model", "m", "--merge_lora", "false",
                                                                      "--push_to_hub", "true", "--hub_model_id", "a/b"], "sample": ["--model", "some-model", "--dataset", "d.jsonl"]}

@@ -114,7 +114,7 @@ def test_overview_names_the_package_of_a_missing_command(
     main(["--help"])
     out = capsys.readouterr().out
     assert "(LoRA, full and other tuners).  [not installed: pip install swift-train]\n" in out  # sft
-    assert f"[{NOT_IMPLEMENTED}]  [not installed: pip install swift-eval]\n" in out  # eval: both notes
+    assert f"[{NOT_IMPLEMENTED}]  [not installed: pip install swift-app]\n" in out  # app: both notes
 
 
 def test_swift_args_does_not_import_torch() -> None:

@@ -152,6 +152,7 @@ RENAMED: tuple[Alias, ...] = (
     Alias("ollama_output_dir", "output_dir", commands=("export",)),
     Alias("quant_device_map", "device_map", commands=("export",)),
     Alias("eval_nproc", "eval_num_proc", commands=("eval",)),
+    Alias("eval_token", "api_key", commands=("eval",)),
     # web-ui: 2.x host/port were gradio's; in 3.x app has both (deploy's host/port and web-ui's)
     Alias("host", "server_name", commands=("web-ui",)),
     Alias("port", "server_port", commands=("web-ui",)),
@@ -186,11 +187,8 @@ REMOVED: dict[str, str] = {
     "ssl_certfile": "no 3.x counterpart",
     "eval_few_shot": "deprecated already in 2.x",
     "name": "put the name into --eval_output_dir",
-    "eval_token": "pass the server's key with --api_key",
     "eval_is_chat_model": "no 3.x counterpart",
     "custom_eval_config": "use --eval_dataset",
-    "eval_use_cache": "no 3.x counterpart",
-    "deploy_timeout": "no 3.x counterpart",
 }
 
 ALIASES: dict[str, list[Alias]] = {}

@@ -66,7 +66,6 @@ COMMANDS: dict[str, Command] = {
             EvalArguments,
             "swift-eval",
             "Evaluate a local model or an OpenAI-compatible URL.",
-            implemented=False,
         ),
         Command(
             "app",

@@ -36,6 +36,26 @@ BNB_FIELDS = ("bnb_4bit_compute_dtype", "bnb_4bit_quant_type", "bnb_4bit_use_dou
 MULTIMODAL = "multimodal models are not supported yet (they come with the multimodal issue); this model is text-only"
 
 
+# eval: with --eval_url a server that is already running answers, so what configures the local deployment
+# does not apply; what each request carries does.
+EVAL_REMOTE = ("model", "api_key", "use_hf", "custom_register_path", "temperature", "top_p", "top_k",
+               "max_new_tokens", "repetition_penalty", "seed", "stop_words", "stream")
+EVAL_READS_NO_DATA = ("dataset", "val_dataset", "split_dataset_ratio", "data_seed", "streaming", "columns", "strict",
+                      "model_name", "model_author", "custom_dataset_info", "result_path", "metric",
+                      "val_dataset_sample", "load_data_args", "download_mode", "dataset_num_proc", "enable_cache",
+                      "remove_unused_columns")
+
+
+def _local_deployment_fields() -> tuple[str, ...]:
+    from swift_args.schema.serving import DeployArguments
+
+    skip = set(EVAL_REMOTE) | set(EVAL_READS_NO_DATA) | {"sequence_parallel_size", "tuner_backend", "local_repo_path",
+                                                        "max_pixels", "norm_bbox", "model_kwargs", "train_type",
+                                                        "padding_side", "vision_batch_size", "logprobs",
+                                                        "top_logprobs", "num_beams", "safe_serialization"}
+    return tuple(name for name in specs(DeployArguments) if name not in skip)
+
+
 # What online RL (PPO, GRPO) reads: swift rlhf parses them for the reference's sake and refuses them for now.
 ONLINE_RL = ("ppo", "grpo")
 ONLINE_RL_FIELDS = (
@@ -198,6 +218,21 @@ REFUSALS: tuple[Refusal, ...] = (
             ("sample",), "these are MCTS options, and --sampler_type mcts is not supported yet"),
     Refusal(("api_key", "base_url"), ("sample",),
             "sampling through a remote API is not supported yet; sample with a local --model"),
+    # --- eval ------------------------------------------------------------------------------------------
+    Refusal(EVAL_READS_NO_DATA, ("eval",), "swift eval reads its questions from --eval_dataset; drop it"),
+    Refusal(("logprobs", "top_logprobs", "num_beams"), ("eval",),
+            "the evaluator asks for one answer per question and scores its text (EvalScope sends no logprobs or "
+            "beams); drop it"),
+    Refusal(("train_type",), ("eval",), "eval takes the tuner from --adapters (or none: --model alone); drop it"),
+    Refusal(("padding_side",), ("eval",), "applies to training batches; the deployment pads on the left itself"),
+    Refusal(("vision_batch_size",), ("eval",), MULTIMODAL),
+    Refusal(("local_dataset",), ("eval",),
+            "downloading OpenCompass's extra data packages is not available (it needs their download site); "
+            "OpenCompass reads ./data, so unpack them there and drop this"),
+    Refusal(_local_deployment_fields(), ("eval",), complete=False,
+            when=lambda args, typed: args.eval_url is not None and bool(typed & set(_local_deployment_fields())),
+            why="configures the local deployment, and --eval_url evaluates a server that is already running; drop "
+            "it (or drop --eval_url to deploy --model locally)"),
     # --- merge-lora: it loads, merges and saves; it neither generates nor reads data -------------------
     Refusal(("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "num_beams", "stream",
              "stop_words", "logprobs", "top_logprobs", "system", "truncation_strategy", "tools_prompt", "loss_scale",

@@ -3,6 +3,11 @@
 from swift_args.cli import run_command
 
 
+def _eval(invocation):  # noqa: ANN001, ANN202
+    from swift_eval.evaluate import run_eval
+
+    return run_eval(invocation)
+
+
 def eval_(argv: list[str]) -> int:
-    # Arguments are parsed and checked now; the command itself lands in a later issue.
-    return run_command("eval", argv, None)
+    return run_command("eval", argv, _eval)

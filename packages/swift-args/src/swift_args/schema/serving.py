@@ -117,24 +117,46 @@ class AppArguments(DeployArguments, WebUIArguments):
 
 @dataclass(kw_only=True)
 class EvalArguments(DeployArguments):
-    """`swift eval`: deploy arguments plus the evaluation's."""
+    """`swift eval`: deploy arguments (for the local deployment) plus the evaluation's."""
 
     GROUP = "eval"
 
-    eval_backend: Literal["Native", "OpenCompass", "VLMEvalKit"] = arg("Native", hot=True, help="Evaluation backend.")
-    eval_dataset: list[str] = arg(factory=list, hot=True, split_commas=True, help="Evaluation datasets.")
-    eval_limit: int | None = arg(None, help="Samples per evaluation set. None: all.")
-    eval_output_dir: str = arg("eval_output", help="Where evaluation results are written.")
+    eval_backend: Literal["Native", "OpenCompass", "VLMEvalKit"] = arg(
+        "Native", hot=True, help="Evaluation backend: EvalScope's own (Native), or its OpenCompass / VLMEvalKit bridge.")
+    eval_dataset: list[str] = arg(
+        factory=list, hot=True, split_commas=True,
+        help="What to evaluate on: basic-qa / basic-mcq (built in, offline; :en or :zh picks one language), a file "
+        "or folder of rows in EvalScope's multiple-choice or short-answer format, or an EvalScope benchmark (gsm8k, "
+        "mmlu, ...; NAME=DIR evaluates a local copy of it). NAME:a/b picks subsets.")
+    eval_limit: int | None = arg(None, help="Items evaluated per subset. None: all.")
+    eval_output_dir: str = arg("eval_output", help="Where evaluation runs are written, each in <time>/.")
     local_dataset: bool = arg(False, hot=True, help="Download the extra data packages some sets need into ./data.")
     temperature: float | None = arg(0.0, help="Evaluation decodes greedily by default.")
-    verbose: bool = arg(False, help="Log each request of the local deployment.")
-    eval_num_proc: int = arg(16, help="Most concurrent evaluation clients.")
+    verbose: bool = arg(False, help="Log each request of the local deployment (in its log file).")
+    eval_num_proc: int = arg(16, help="Most concurrent evaluation requests (also the local deployment's batch size).")
     eval_url: str | None = arg(
-        None, hot=True, help="OpenAI-compatible URL to evaluate, e.g. http://localhost:8000/v1. None: deploy locally."
+        None, hot=True, help="OpenAI-compatible URL to evaluate, e.g. http://localhost:8000/v1 (--model: the model "
+        "name to request; default: the first it serves). None: deploy --model / --adapters locally."
     )
+    deploy_timeout: float = arg(
+        600.0, help="Seconds the local deployment may take to answer before eval gives up (2.x; its default was 60).")
+    eval_use_cache: bool = arg(
+        False, help="2.x: continue the newest run in --eval_output_dir, reusing the answers it already has.")
 
     def _needs_local_model(self) -> bool:
         return self.eval_url is None
+
+    def _check(self) -> list[str]:
+        problems = []
+        if self.eval_num_proc < 1:
+            problems.append(f"--eval_num_proc must be at least 1, got {self.eval_num_proc}")
+        if self.eval_limit is not None and self.eval_limit < 1:
+            problems.append(f"--eval_limit must be at least 1 (or unset for all items), got {self.eval_limit}")
+        if not 0 < self.deploy_timeout < float("inf"):
+            problems.append(f"--deploy_timeout must be a positive number of seconds, got {self.deploy_timeout}")
+        if self.eval_url is not None and not self.eval_url.startswith(("http://", "https://")):
+            problems.append(f"--eval_url must be an http:// or https:// URL, got '{self.eval_url}'")
+        return problems
 
 
 @dataclass(kw_only=True)
