@@ -147,6 +147,30 @@ def test_local_files_in_evalscopes_formats(server: tuple[str, str], tmp_path: Pa
 
 
 @pytest.mark.slow
+def test_a_local_copy_of_an_evalscope_benchmark(server: tuple[str, str], tmp_path: Path) -> None:
+    """gsm8k=DIR: EvalScope's own gsm8k (its prompt, few-shot examples from the train split, answer extraction)
+    on a copy laid out as the hub's dataset repository, with no hub in reach."""
+    url, key = server
+    copy = tmp_path / "gsm8k"
+    (copy / "main").mkdir(parents=True)
+    (copy / "README.md").write_text("---\nconfigs:\n- config_name: main\n  data_files:\n  - split: train\n    path: "
+                                    "main/train.jsonl\n  - split: test\n    path: main/test.jsonl\n---\n")
+    def rows(pairs: tuple[tuple[int, int], ...]) -> str:
+        return "".join(json.dumps({"question": f"Tom has {a} apples and buys {b} more. How many apples does he have?",
+                                   "answer": f"He has {a} + {b} = {a + b} apples.\n#### {a + b}"}) + "\n"
+                       for a, b in pairs)
+
+    (copy / "main" / "train.jsonl").write_text(rows(((2, 3), (4, 4), (5, 1), (6, 2))))  # 4 few-shot examples
+    (copy / "main" / "test.jsonl").write_text(rows(((7, 3), (8, 1), (9, 9))))
+    # datasets caches a local folder's split by its name and layout, not its content: a cache of its own.
+    result = run_swift("eval", "--eval_url", url, "--api_key", key, "--eval_dataset", f"gsm8k={copy}",
+                       "--eval_limit", "2", *FAST, cwd=tmp_path, HF_DATASETS_CACHE=str(tmp_path / "hf-cache"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    ((subset, (_, n)),) = [((s, v)) for (d, s), v in table(result.stdout).items() if d == "gsm8k"]
+    assert (subset, n) == ("main", 2)
+
+
+@pytest.mark.slow
 def test_the_quick_start_adapter_is_evaluated_and_its_run_keeps_the_scores(swifty_run: SwiftyRun,
                                                                            tmp_path: Path) -> None:
     run = tmp_path / "run"
@@ -170,10 +194,11 @@ def test_the_quick_start_adapter_is_evaluated_and_its_run_keeps_the_scores(swift
 # --- the processes: none outlives swift eval ------------------------------------------------------------
 
 
-def start_eval(model: Path, home: Path, marker: str) -> subprocess.Popen:
+def start_eval(model: Path, home: Path, marker: str, limit: int = 40, tokens: int = 400) -> subprocess.Popen:
     """A slow evaluation of the tiny random model (long answers, one at a time), its deployment named `marker`."""
     return subprocess.Popen([SWIFT, "eval", "--model", str(model), "--served_model_name", marker, "--eval_dataset",
-                             "basic-qa:en", "--eval_limit", "40", "--max_new_tokens", "400", "--eval_num_proc", "1"],
+                             "basic-qa:en", "--eval_limit", str(limit), "--max_new_tokens", str(tokens),
+                             "--eval_num_proc", "1"],
                             cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
 
@@ -223,6 +248,26 @@ def test_ctrl_c_or_a_killed_eval_leaves_no_process(how: str, tiny_chat_model: Pa
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == (130 if how == "interrupt" else -9), stderr[-3000:]
     assert wait_until_gone(marker) == [] and wait_until_gone(str(tmp_path / "eval_output")) == []
+
+
+def test_eval_use_cache_continues_an_interrupted_evaluation(tiny_chat_model: Path, tmp_path: Path) -> None:
+    """2.x --eval_use_cache: the newest run in --eval_output_dir goes on, its answers reused, not asked again."""
+    marker = f"cache-{uuid.uuid4().hex[:8]}"
+    process = start_eval(tiny_chat_model, tmp_path, marker, limit=6, tokens=120)
+    wait_for_answers(tmp_path, process, count=2)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    work_dir = only_work_dir(tmp_path / "eval_output")
+    kept = {json.loads(line)["index"]: line for line in next(work_dir.glob("predictions/*/*.jsonl")).read_text()
+            .splitlines()}
+    result = run_swift("eval", "--model", str(tiny_chat_model), "--served_model_name", marker, "--eval_dataset",
+                       "basic-qa:en", "--eval_limit", "6", "--max_new_tokens", "120", "--eval_num_proc", "1",
+                       "--eval_use_cache", "true", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert only_work_dir(tmp_path / "eval_output") == work_dir and table(result.stdout)[("basic-qa", "en")][1] == 6
+    answers = {json.loads(line)["index"]: line for line in next(work_dir.glob("predictions/*/*.jsonl")).read_text()
+               .splitlines()}
+    assert len(answers) == 6 and all(answers[index] == line for index, line in kept.items())
 
 
 # --- bad input: one line, exit 2, nothing started, nothing written -----------------------------------------

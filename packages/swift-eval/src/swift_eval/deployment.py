@@ -80,6 +80,15 @@ def local_deployment(argv: list[str], host: str | None, port: int | None, api_ke
     return LocalDeployment(argv, host or "127.0.0.1", port or free_port(), api_key or secrets.token_urlsafe(24), log)
 
 
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

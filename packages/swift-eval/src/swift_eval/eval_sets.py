@@ -242,10 +242,13 @@ def _benchmark_rows(name: str, subsets: list[str]) -> dict[str, int]:
 
 def _check_downloadable(entry: str, dataset_id: str, use_hf: bool) -> None:
     """EvalScope downloads a benchmark when it first runs it; offline, say so now rather than after a server
-    started and a download timed out. A copy already in EvalScope's ModelScope cache needs no hub."""
-    from evalscope.constants import DEFAULT_DATASET_CACHE_DIR
+    started and a download timed out. One already in ModelScope's or EvalScope's cache needs no hub."""
+    from evalscope.constants import DEFAULT_DATASET_CACHE_DIR, DEFAULT_EVALSCOPE_CACHE_DIR
+    from evalscope.utils.io_utils import safe_filename
 
     if not use_hf and (Path(DEFAULT_DATASET_CACHE_DIR) / dataset_id).is_dir():
+        return
+    if any(Path(DEFAULT_EVALSCOPE_CACHE_DIR, "datasets").glob(f"{safe_filename(dataset_id)}-*")):
         return
     hub, host = HUBS[use_hf]
     try:

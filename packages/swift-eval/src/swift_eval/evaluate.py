@@ -27,13 +27,14 @@ from typing import Any
 from swift_args import ArgumentError, Invocation, RunStopped
 
 from swift_eval import backends, children
-from swift_eval.deployment import LocalDeployment
+from swift_eval.deployment import LocalDeployment, port_free
 from swift_eval.eval_sets import EvalSet
 from swift_eval.progress import PredictionCounter
 from swift_eval.results import append_to_checkpoint, read_scores, score_table
 from swift_eval.target import Target, local_target, remote_target
 
 EVALUATOR_GRACE = 5  # seconds the evaluator gets to stop before it is killed
+PLAN_FILE = "swift_eval_plan.json"  # what the evaluator process runs, in the run's configs/
 
 
 @dataclass
@@ -50,6 +51,8 @@ def run_eval(invocation: Invocation) -> int:
     work_dir = make_work_dir(args)
     print(f"swift: evaluating {plan.target.description} on {', '.join(s.name for s in plan.sets) or 'nothing'}; "
           f"results in {work_dir}", file=sys.stderr)
+    if args.eval_use_cache:
+        _continue_on_the_same_port(plan.target, work_dir, "port" in invocation.passed)
     with _terminate_as_interrupt():
         _evaluate(args, plan, work_dir)
     scores = read_scores(work_dir, plan.target.model_id)
@@ -88,6 +91,23 @@ def make_work_dir(args: Any) -> Path:
     raise RunStopped(f"--eval_output_dir {root}: cannot create a new run directory for {stamp}")
 
 
+def _continue_on_the_same_port(target: Target, work_dir: Path, port_typed: bool) -> None:
+    """EvalScope reuses a run's answers only for the same endpoint URL: a continued run's local deployment
+    listens on the port the earlier one had."""
+    plan_file = work_dir / "configs" / PLAN_FILE
+    if target.local is None or port_typed or not plan_file.is_file():
+        return
+    url = json.loads(plan_file.read_text(encoding="utf-8"))["task"].get("api_url") or ""
+    port = int(url.rsplit(":", 1)[-1].split("/")[0]) if url.count(":") == 2 else None
+    if port is None:
+        return
+    if not port_free(target.local.host, port):
+        raise ArgumentError(f"--eval_use_cache: {work_dir} was evaluated through port {port}, which is in use now; "
+                            "its answers are reused only for the same address: free the port, or pass --port with "
+                            "another one to start over")
+    target.local.port = port
+
+
 def _evaluate(args: Any, plan: Plan, work_dir: Path) -> None:
     """Start what answers (the local deployment), run the evaluator, watch both; stop both whatever happens."""
     logs = work_dir / "logs"
@@ -101,7 +121,7 @@ def _evaluate(args: Any, plan: Plan, work_dir: Path) -> None:
             started = time.monotonic()
             deployment.start(args.deploy_timeout)
             print(f"swift: the deployment answers ({time.monotonic() - started:.0f}s)", file=sys.stderr)
-        plan_file = work_dir / "configs" / "swift_eval_plan.json"
+        plan_file = work_dir / "configs" / PLAN_FILE
         plan_file.parent.mkdir(parents=True, exist_ok=True)
         task = backends.task_config(args, plan.sets, plan.target, work_dir)
         plan_file.write_text(json.dumps({"task": task, "sets": [s.as_json() for s in plan.sets]}, indent=2,
