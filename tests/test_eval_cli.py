@@ -12,7 +12,9 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from swift_e2e import SWIFT, SwiftyRun, free_port, run_swift
@@ -139,11 +141,13 @@ def test_local_files_in_evalscopes_formats(server: tuple[str, str], tmp_path: Pa
         '{"messages": [{"role": "system", "content": "Answer in one word."}, '
         '{"role": "user", "content": "What is the capital of Japan?"}, {"role": "assistant", "content": "Tokyo"}]}\n')
     (tmp_path / "quiz.csv").write_text("question,A,B,C,D,answer\nWhich animal barks?,cat,dog,cow,fish,B\n")
+    (tmp_path / "sums.jsonl").write_text('{"question": "What is 2 + 2?", "A": 3, "B": 4, "answer": "B"}\n')
     result = run_swift("eval", "--eval_url", url, "--api_key", key, "--eval_dataset", "capitals.jsonl",
-                       "quiz.csv", *FAST, cwd=tmp_path)
+                       "quiz.csv", "sums.jsonl", *FAST, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     scores = table(result.stdout)
     assert scores[("capitals", "default")] == (1.0, 2) and scores[("quiz", "default")][1] == 1
+    assert scores[("sums", "default")][1] == 1  # choices written as numbers are choices all the same
 
 
 @pytest.mark.slow
@@ -268,13 +272,31 @@ def test_eval_use_cache_continues_an_interrupted_evaluation(tiny_chat_model: Pat
     answers = {json.loads(line)["index"]: line for line in next(work_dir.glob("predictions/*/*.jsonl")).read_text()
                .splitlines()}
     assert len(answers) == 6 and all(answers[index] == line for index, line in kept.items())
+    # Another evaluation cannot continue it: one line, before anything starts.
+    other = run_swift("eval", "--model", str(tiny_chat_model), "--served_model_name", marker, "--eval_dataset",
+                      "basic-qa:en", "--eval_limit", "3", "--max_new_tokens", "120", "--eval_use_cache", "true",
+                      cwd=tmp_path)
+    assert other.returncode == 2 and "is another evaluation (its limit differs)" in other.stderr
+    assert "starting swift deploy" not in other.stderr
+
+
+def test_a_named_run_directory(tiny_chat_model: Path, tmp_path: Path) -> None:
+    """2.x --name: the run directory under --eval_output_dir; the same name again needs --eval_use_cache."""
+    argv = ["eval", "--model", str(tiny_chat_model), "--eval_dataset", "basic-mcq:zh", "--eval_limit", "2",
+            "--max_new_tokens", "8", "--name", "nightly", "--eval_output_dir", "scores"]
+    result = run_swift(*argv, cwd=tmp_path)
+    assert result.returncode == 0 and (tmp_path / "scores" / "nightly" / "reports").is_dir(), result.stderr[-2000:]
+    again = run_swift(*argv, cwd=tmp_path)
+    assert again.returncode == 2 and "--name nightly: scores/nightly holds an earlier evaluation" in again.stderr
+    resumed = run_swift(*argv, "--eval_use_cache", "true", cwd=tmp_path)
+    assert resumed.returncode == 0 and table(resumed.stdout) == table(result.stdout), resumed.stderr[-2000:]
 
 
 # --- bad input: one line, exit 2, nothing started, nothing written -----------------------------------------
 
 CASES = [
     ("missing backend extra", ["--model", "M", "--eval_backend", "OpenCompass", "--eval_dataset", "ceval"],
-     ["--eval_backend OpenCompass needs the opencompass package", "pip install 'evalscope[opencompass]'"]),
+     ["--eval_backend OpenCompass needs the opencompass package", "pip install 'swift-eval[opencompass]'"]),
     ("unknown dataset name", ["--model", "M", "--eval_dataset", "gsm8kk"], ["--eval_dataset gsm8kk", "did you mean gsm8k"]),
     ("benchmark offline", ["--model", "M", "--eval_dataset", "gsm8k"],
      ["from ModelScope, which cannot be reached", "--eval_dataset gsm8k=DIR"]),
@@ -288,13 +310,22 @@ CASES = [
     ("an adapter of another base", ["--adapters", "{adapter}", "--model", "{wide}", "--eval_dataset", "basic-qa"],
      ["does not fit"]),
     ("a bad row", ["--model", "M", "--eval_dataset", "{bad}"], ["bad.jsonl:2:", "answer must be one of"]),
+    ("a deployment timeout with a remote endpoint", ["--eval_url", "http://127.0.0.1:9/v1", "--eval_dataset",
+                                                     "basic-qa", "--deploy_timeout", "5"], ["--deploy_timeout 5"]),
+    ("another engine for the deployment", ["--model", "M", "--eval_dataset", "basic-qa", "--infer_backend", "vllm"],
+     ["--infer_backend vllm", "pt engine"]),
+    ("a port in use", ["--model", "M", "--eval_dataset", "basic-qa", "--port", "{busy_port}"], ["cannot listen there"]),
+    ("an output directory that is a file", ["--model", "M", "--eval_dataset", "basic-qa", "--eval_output_dir",
+                                            "{bad}"], ["--eval_output_dir", "is a file"]),
+    ("sampling options the bridge cannot carry", ["--model", "M", "--eval_backend", "VLMEvalKit", "--eval_dataset",
+                                                  "MMBench", "--top_p", "0.5"], ["--top_p 0.5", "VLMEvalKit bridge"]),
     ("another backend's missing extra", ["--model", "M", "--eval_backend", "VLMEvalKit", "--eval_dataset", "basic-qa"],
      ["needs the vlmeval package"]),
 ]
 
 
 @pytest.fixture(scope="module")
-def bad_inputs(tmp_path_factory: pytest.TempPathFactory, tiny_chat_model: Path) -> dict[str, Path]:
+def bad_inputs(tmp_path_factory: pytest.TempPathFactory, tiny_chat_model: Path) -> Iterator[dict[str, Any]]:
     from swift_e2e import tiny_sft
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -311,12 +342,19 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory, tiny_chat_model: Path) 
     bad = home / "bad.jsonl"
     bad.write_text('{"question": "1+1?", "A": "2", "B": "3", "answer": "A"}\n'
                    '{"question": "2+2?", "A": "4", "B": "5", "answer": "C"}\n')
-    return {"adapter": home / "run" / "checkpoint-1", "wide": wide, "bad": bad, "model": tiny_chat_model}
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    yield {"adapter": home / "run" / "checkpoint-1", "wide": wide, "bad": bad, "model": tiny_chat_model,
+           "busy_port": busy.getsockname()[1]}
+    busy.close()
 
 
 @pytest.mark.parametrize(("argv", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_eval_input_is_one_line_before_anything_starts(argv: list[str], words: list[str],
-                                                          bad_inputs: dict[str, Path], tmp_path: Path) -> None:
+                                                          bad_inputs: dict[str, Any], tmp_path: Path) -> None:
     argv = [a.format(**bad_inputs) if "{" in a else (str(bad_inputs["model"]) if a == "M" else a) for a in argv]
     result = run_swift("eval", *argv, cwd=tmp_path, timeout=300)
     errors = [line for line in result.stderr.splitlines() if ": error: " in line]

@@ -64,6 +64,26 @@ def test_local_files_are_detected_by_their_columns(tmp_path: Path) -> None:
     assert one.subsets == ["easy"]
 
 
+def test_folders_follow_evalscopes_split_names(tmp_path: Path) -> None:
+    """NAME_val / NAME_test are subset NAME, NAME_dev / NAME_train few-shot files, and each subset is read from
+    exactly its file (EvalScope's loader alone would take NAME_test.jsonl for NAME)."""
+    (quiz := tmp_path / "quiz").mkdir()
+    (quiz / "example_dev.csv").write_text("question,A,B,answer\n1+1?,2,3,A\n", encoding="utf-8")
+    (quiz / "example_val.csv").write_text("question,A,B,answer\n2+2?,4,5,A\n3+3?,5,6,B\n", encoding="utf-8")
+    (one,) = resolve(str(quiz))
+    assert (one.subsets, one.rows, one.files) == (["example"], {"example": 2}, {"example": str(quiz / "example_val.csv")})
+    (clash := tmp_path / "clash").mkdir()
+    write_jsonl(clash / "example.jsonl", [QA])
+    write_jsonl(clash / "example_test.jsonl", [QA])
+    assert "example.jsonl and example_test.jsonl are both subset 'example'" in refusal(str(clash))
+
+
+def test_numbers_and_zero_are_answers(tmp_path: Path) -> None:
+    (quiz,) = resolve(str(write_jsonl(tmp_path / "n.jsonl", [{"question": "2+2?", "A": 4, "B": 5, "answer": "A"}])))
+    (qa,) = resolve(str(write_jsonl(tmp_path / "z.jsonl", [{"question": "2-2?", "answer": 0}])))
+    assert (quiz.kind, qa.kind) == ("mcq", "qa")
+
+
 def test_a_file_named_like_a_benchmark_reports_under_another_name(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "gsm8k.jsonl", [QA])
     (other := tmp_path / "x").mkdir()
@@ -130,6 +150,13 @@ def test_a_local_copy_of_a_benchmark_needs_no_hub(tmp_path: Path) -> None:
     ("The capital of France is Paris.", ["Paris"], True),
     ("PARIS!", ["Paris"], True),
     ("It has 18 legs.", ["8", "eight"], False),  # a number inside another is not it
+    ("8.5", ["8"], False),
+    ("-8", ["8"], False),
+    ("1/2", ["1"], False),
+    ("56 divided by 8 is 7.", ["7", "seven"], True),
+    ("The answer is 0.", ["0"], True),
+    ("有13个", ["3个"], False),
+    ("有3个", ["3个"], True),
     ("A spider has eight legs.", ["8", "eight"], True),
     ("women", ["men"], False),
     ("About 1,000 meters.", ["1000"], True),

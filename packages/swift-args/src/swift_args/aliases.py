@@ -186,7 +186,6 @@ REMOVED: dict[str, str] = {
     "ssl_keyfile": "no 3.x counterpart",
     "ssl_certfile": "no 3.x counterpart",
     "eval_few_shot": "deprecated already in 2.x",
-    "name": "put the name into --eval_output_dir",
     "eval_is_chat_model": "no 3.x counterpart",
     "custom_eval_config": "use --eval_dataset",
 }

@@ -194,6 +194,9 @@ REFUSALS: tuple[Refusal, ...] = (
             why=lambda args: f"--rlhf_type {args.rlhf_type} trains a language model (a reward model is --rlhf_type rm); "
             "drop it" if hasattr(args, "rlhf_type") else "sequence classification trains with swift sft and answers "
             "through swift infer; this command generates text"),
+    Refusal(("infer_backend",), ("deploy", "eval"), values=("vllm", "lmdeploy"), complete=False,
+            why="swift deploy (also as swift eval's local deployment) serves with the pt engine in this release; "
+            "drop it"),
     Refusal(("sequence_parallel_size",), (*INFERENCE, "merge-lora", "export", "eval", "app"),
             "applies to training (swift sft and swift pt); drop it"),
     Refusal(("sequence_parallel_size",), ("rlhf",), "sequence parallelism trains with swift sft and swift pt; "
@@ -229,10 +232,17 @@ REFUSALS: tuple[Refusal, ...] = (
     Refusal(("local_dataset",), ("eval",),
             "downloading OpenCompass's extra data packages is not available (it needs their download site); "
             "OpenCompass reads ./data, so unpack them there and drop this"),
-    Refusal(_local_deployment_fields(), ("eval",), complete=False,
-            when=lambda args, typed: args.eval_url is not None and bool(typed & set(_local_deployment_fields())),
+    Refusal((*_local_deployment_fields(), "deploy_timeout"), ("eval",), complete=False,
+            when=lambda args, typed: args.eval_url is not None and bool(
+                typed & {*_local_deployment_fields(), "deploy_timeout"}),
             why="configures the local deployment, and --eval_url evaluates a server that is already running; drop "
             "it (or drop --eval_url to deploy --model locally)"),
+    Refusal(("top_p", "top_k", "repetition_penalty", "seed", "stop_words", "stream", "eval_use_cache", "use_hf"),
+            ("eval",), complete=False,
+            when=lambda args, typed: args.eval_backend != "Native" and bool(typed & {
+                "top_p", "top_k", "repetition_penalty", "seed", "stop_words", "stream", "eval_use_cache", "use_hf"}),
+            why=lambda args: f"the {args.eval_backend} bridge takes the model's temperature and --max_new_tokens only "
+            "(and keeps its own datasets and caches); drop it, or use --eval_backend Native"),
     # --- merge-lora: it loads, merges and saves; it neither generates nor reads data -------------------
     Refusal(("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "num_beams", "stream",
              "stop_words", "logprobs", "top_logprobs", "system", "truncation_strategy", "tools_prompt", "loss_scale",

@@ -19,7 +19,7 @@ from swift_eval.target import Target
 # backend -> (the module it imports, what installs it)
 PACKAGES = {
     "Native": ("evalscope", "pip install 'swift-eval[evalscope]'"),
-    "OpenCompass": ("opencompass", "pip install 'evalscope[opencompass]' (ms-opencompass pins numpy<2, so in an "
+    "OpenCompass": ("opencompass", "pip install 'swift-eval[opencompass]' (ms-opencompass pins numpy<2, so in an "
                                    "environment without swift-export[quant])"),
     "VLMEvalKit": ("vlmeval", "pip install 'swift-eval[vlmeval]'"),
 }

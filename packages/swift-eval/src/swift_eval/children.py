@@ -39,22 +39,24 @@ def _die_with(parent: int) -> None:
 
 
 def stop(process: subprocess.Popen | None, grace: float) -> None:
-    """SIGTERM to the child's whole session, SIGKILL after `grace` seconds if it is still there."""
-    if process is None or process.poll() is not None:
+    """SIGTERM to the child's whole session, SIGKILL to whatever of it is left after `grace` seconds. The group is
+    signalled even when the child itself has exited: what it started may still run."""
+    if process is None:
         return
     _signal_group(process, signal.SIGTERM)
     try:
         process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        _signal_group(process, signal.SIGKILL)
-        process.wait()
+        pass
+    _signal_group(process, signal.SIGKILL)
+    process.wait()
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
     try:
         os.killpg(process.pid, sig)  # the child leads its own session, so its group id is its pid
-    except ProcessLookupError:
-        pass
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone (a pid is not reused while a group of that id has members)
 
 
 def last_lines(log: Path, count: int = 12) -> list[str]:

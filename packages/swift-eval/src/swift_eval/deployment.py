@@ -20,8 +20,8 @@ from swift_args import ArgumentError, RunStopped
 
 from swift_eval import children
 
-# Seconds a stopping server gets to end its requests before it is killed: eval's requests are worthless then.
-STOP_GRACE = 15
+# Seconds a stopping server gets beyond its --shutdown_timeout before it is killed.
+STOP_MARGIN = 5
 
 
 @dataclass
@@ -33,6 +33,7 @@ class LocalDeployment:
     port: int
     api_key: str
     log: Path
+    shutdown_timeout: float = 10.0
     process: object = None
 
     @property
@@ -45,8 +46,11 @@ class LocalDeployment:
                    "--port", str(self.port), "--api_key", self.api_key]
         self.process = children.start(command, self.log)
         deadline = time.monotonic() + timeout
-        while not self._healthy():
-            self.check("while starting")
+        while True:
+            self.check("while starting")  # first: a /health answer from another server on the port proves nothing
+            if self._healthy():
+                self.check("while starting")
+                return
             if time.monotonic() > deadline:
                 raise RunStopped(f"the local deployment did not answer within --deploy_timeout {timeout:g}s; raise "
                                  f"it for a large model (its log: {self.log})")
@@ -72,16 +76,23 @@ class LocalDeployment:
         raise RunStopped(f"the local deployment exited (code {code}) {when}; its last lines ({self.log}):{tail}")
 
     def stop(self) -> None:
-        children.stop(self.process, STOP_GRACE)
+        children.stop(self.process, self.shutdown_timeout + STOP_MARGIN)
 
 
-def local_deployment(argv: list[str], host: str | None, port: int | None, api_key: str | None,
-                     log: Path) -> LocalDeployment:
-    return LocalDeployment(argv, host or "127.0.0.1", port or free_port(), api_key or secrets.token_urlsafe(24), log)
+def local_deployment(argv: list[str], host: str | None, port: int | None, api_key: str | None, log: Path,
+                     shutdown_timeout: float) -> LocalDeployment:
+    """The deployment's address: loopback at a free port unless --host / --port say otherwise (then checked now)."""
+    if port is not None:
+        from swift_infer.deploy import check_can_listen
+
+        check_can_listen(host or "127.0.0.1", port)
+    return LocalDeployment(argv, host or "127.0.0.1", port or free_port(), api_key or secrets.token_urlsafe(24), log,
+                           shutdown_timeout)
 
 
 def port_free(host: str, port: int) -> bool:
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closed port in TIME_WAIT is free
         try:
             probe.bind((host, port))
         except OSError:

@@ -41,6 +41,7 @@ class EvalSet:
     source: str | None  # the file or folder of rows; for a benchmark, its local copy (None: EvalScope downloads it)
     subsets: list[str] = field(default_factory=list)  # for a benchmark, [] means its own default list
     rows: dict[str, int] = field(default_factory=dict)  # rows per subset, where known (the progress bar's total)
+    files: dict[str, str] = field(default_factory=dict)  # a local set's subset -> the file it is read from
 
     def planned(self, limit: int | None) -> int | None:
         """How many items this set sends, or None when EvalScope decides (a benchmark without statistics)."""
@@ -49,7 +50,8 @@ class EvalSet:
         return sum(min(count, limit) if limit else count for count in self.rows.values())
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "source": self.source, "subsets": self.subsets}
+        return {"name": self.name, "kind": self.kind, "source": self.source, "subsets": self.subsets,
+                "files": self.files}
 
 
 def resolve_eval_sets(entries: list[str], use_hf: bool) -> list[EvalSet]:
@@ -88,21 +90,42 @@ def _resolve(entry: str, use_hf: bool) -> EvalSet:
 
 
 def local_set(entry: str, path: Path, subsets: list[str], name: str | None = None) -> EvalSet:
-    files = _row_files(entry, path)
-    available = {file.stem: file for file in files}
+    available = _subset_files(entry, path)
     if subsets:
         unknown = [s for s in subsets if s not in available]
         if unknown:
             raise ArgumentError(f"--eval_dataset {entry}: no subset {', '.join(unknown)}; it has "
                                 f"{', '.join(available)}")
-        files = [available[s] for s in subsets]
-    kinds = {file: _kind_and_rows(file) for file in files}
+        available = {s: available[s] for s in subsets}
+    kinds = {subset: _kind_and_rows(file) for subset, file in available.items()}
     if len({kind for kind, _ in kinds.values()}) > 1:
         raise ArgumentError(f"--eval_dataset {entry}: mixes multiple-choice and short-answer files; pass them as "
                             "two entries")
     kind = next(iter(kinds.values()))[0]
-    rows = {("default" if path.is_file() else file.stem): count for file, (_, count) in kinds.items()}
-    return EvalSet(name or _stem(path), kind, str(path.resolve()), list(rows), rows)
+    files = {subset: str(file.resolve()) for subset, file in available.items()}
+    return EvalSet(name or _stem(path), kind, str(path.resolve()), list(files),
+                   {subset: count for subset, (_, count) in kinds.items()}, files)
+
+
+def _subset_files(entry: str, path: Path) -> dict[str, Path]:
+    """Subset name -> its file. A folder follows EvalScope's naming: `NAME_val` / `NAME_test` is subset NAME, and
+    `NAME_dev` / `NAME_train` hold few-shot examples (not evaluated); any other file is a subset of its name."""
+    if path.is_file():
+        return {"default": _row_files(entry, path)[0]}
+    subsets: dict[str, Path] = {}
+    for file in _row_files(entry, path):
+        stem = file.stem
+        base, _, split = stem.rpartition("_")
+        if base and split in ("dev", "train"):
+            continue
+        subset = base if base and split in ("val", "test") else stem
+        if subset in subsets:
+            raise ArgumentError(f"--eval_dataset {entry}: {subsets[subset].name} and {file.name} are both subset "
+                                f"'{subset}'; keep one of them")
+        subsets[subset] = file
+    if not subsets:
+        raise ArgumentError(f"--eval_dataset {entry}: the folder holds only few-shot files (_dev, _train)")
+    return subsets
 
 
 def _row_files(entry: str, path: Path) -> list[Path]:
@@ -178,15 +201,20 @@ def _qa_problem(row: dict[str, Any]) -> str | None:
         if messages[-1].get("role") != "assistant":
             return "the last message is the reference answer, an assistant message"
         return None
-    if not _text(row.get("question") or row.get("query")):
+    if not _text(first_of(row, "question", "query")):
         return ("a short-answer row needs question (or query) and answer (or response), or messages; a "
                 "multiple-choice row needs question, A, B, ... and answer")
-    if not _text(row.get("answer") or row.get("response")):
+    if not _text(first_of(row, "answer", "response")):
         return "a short-answer row needs a non-empty answer (or response)"
     aliases = row.get("aliases", [])
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         return "aliases must be a list of strings (other accepted forms of the answer)"
     return None
+
+
+def first_of(row: dict[str, Any], *keys: str) -> Any:
+    """The value of the first of `keys` the row has (0 and "0" are answers too)."""
+    return next((row[key] for key in keys if row.get(key) is not None and str(row[key]).strip() != ""), None)
 
 
 def _text(value: Any) -> bool:

@@ -23,7 +23,7 @@ def main(plan_file: str) -> int:
 
     for eval_set in plan["sets"]:
         if eval_set["kind"] != "benchmark":
-            register(eval_set["name"], eval_set["kind"], eval_set["source"], eval_set["subsets"])
+            register(eval_set["name"], eval_set["kind"], eval_set["source"], eval_set["files"])
     task = TaskConfig(**plan["task"])
     _quiet_request_logs()
     run_task(task)

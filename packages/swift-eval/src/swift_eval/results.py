@@ -19,10 +19,13 @@ class Score:
     n: int
 
 
-def read_scores(work_dir: Path, model_id: str) -> list[Score]:
-    """One score per dataset, subset and metric, from `reports/<model_id>/<dataset>.json`."""
+def read_scores(work_dir: Path, model_id: str, datasets: list[str]) -> list[Score]:
+    """One score per dataset, subset and metric, from `reports/<model_id>/<dataset>.json` of this evaluation's
+    datasets (a continued run's directory may hold reports of others)."""
     scores = []
     for report_file in sorted((work_dir / "reports" / model_id).glob("*.json")):
+        if report_file.stem not in datasets:
+            continue
         report = json.loads(report_file.read_text(encoding="utf-8"))
         for metric in report.get("metrics", []):
             name = _metric_name(metric)

@@ -24,7 +24,7 @@ from swift_eval.deployment import LocalDeployment, local_deployment
 # What eval reads itself, and what every request carries (so that --eval_url gets the same settings): not
 # passed to the deployment. host, port, api_key and the batch size are passed as eval decides them.
 EVAL_ONLY = {"eval_backend", "eval_dataset", "eval_limit", "eval_output_dir", "local_dataset", "eval_num_proc",
-             "eval_url", "deploy_timeout", "eval_use_cache"}
+             "eval_url", "deploy_timeout", "eval_use_cache", "name"}
 PER_REQUEST = {"temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed", "stop_words",
                "stream"}
 SET_BY_EVAL = {"host", "port", "api_key", "verbose", "max_batch_size"}
@@ -34,7 +34,7 @@ SET_BY_EVAL = {"host", "port", "api_key", "verbose", "max_batch_size"}
 class Target:
     """The endpoint EvalScope sends its requests to."""
 
-    url: str | None  # None until the local deployment has a port
+    url: str
     api_key: str
     served_name: str  # the model name in each request
     model_id: str  # the name reports are filed under
@@ -45,7 +45,6 @@ class Target:
     def deployment(self, log: Path) -> LocalDeployment | None:
         if self.local is not None:
             self.local.log = log
-            self.url = self.local.url
         return self.local
 
 
@@ -59,11 +58,11 @@ def local_target(invocation: Invocation) -> Target:
     served = deploy.args.served_model_name
     deployment = local_deployment(argv, args.host if "host" in invocation.passed else None,
                                   args.port if "port" in invocation.passed else None,
-                                  args.api_key, log=Path("deploy.log"))
+                                  args.api_key, Path("deploy.log"), args.shutdown_timeout)
     checkpoint = _checkpoint(args)
     model_id = f"{served}-{checkpoint.name}" if args.adapters and checkpoint else served
     what = f"{args.adapters[0]} on {args.model}" if args.adapters else str(args.model)
-    return Target(None, deployment.api_key, served, _safe(model_id), what, deployment, checkpoint)
+    return Target(deployment.url, deployment.api_key, served, _safe(model_id), what, deployment, checkpoint)
 
 
 def deployment_argv(invocation: Invocation) -> list[str]:
@@ -89,8 +88,15 @@ def deployment_argv(invocation: Invocation) -> list[str]:
 
 
 def _check_model(deploy_args: Any) -> None:
-    """The model resolves (a hub id offline is one line) and each adapter fits it, before a server starts."""
+    """The model resolves (a hub id offline is one line), each adapter fits it, and the attention it asks for is
+    installed, before a server starts."""
+    import importlib.util
+
     from swift_data.models import model_for_args
+
+    if deploy_args.attn_impl == "flash_attn" and importlib.util.find_spec("flash_attn") is None:
+        raise ArgumentError("--attn_impl flash_attn needs the flash-attn package, which is not installed (pip "
+                            "install flash-attn); the default, sdpa, runs PyTorch's own FlashAttention kernels")
 
     _, info = model_for_args(deploy_args)
     if deploy_args.adapters:

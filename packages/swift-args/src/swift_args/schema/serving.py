@@ -141,7 +141,10 @@ class EvalArguments(DeployArguments):
     deploy_timeout: float = arg(
         600.0, help="Seconds the local deployment may take to answer before eval gives up (2.x; its default was 60).")
     eval_use_cache: bool = arg(
-        False, help="2.x: continue the newest run in --eval_output_dir, reusing the answers it already has.")
+        False, help="2.x: continue the run of --name (else the newest) in --eval_output_dir, reusing the answers it "
+        "already has.")
+    name: str | None = arg(
+        None, help="2.x: the run directory's name under --eval_output_dir. None: the time the evaluation starts.")
 
     def _needs_local_model(self) -> bool:
         return self.eval_url is None
@@ -154,6 +157,8 @@ class EvalArguments(DeployArguments):
             problems.append(f"--eval_limit must be at least 1 (or unset for all items), got {self.eval_limit}")
         if not 0 < self.deploy_timeout < float("inf"):
             problems.append(f"--deploy_timeout must be a positive number of seconds, got {self.deploy_timeout}")
+        if self.name is not None and (not self.name.strip() or "/" in self.name or self.name in (".", "..")):
+            problems.append(f"--name must be a directory name (no '/'), got '{self.name}'")
         if self.eval_url is not None and not self.eval_url.startswith(("http://", "https://")):
             problems.append(f"--eval_url must be an http:// or https:// URL, got '{self.eval_url}'")
         return problems
