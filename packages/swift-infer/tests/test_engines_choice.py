@@ -38,7 +38,8 @@ def test_lmdeploy_options_follow_the_reference_arguments() -> None:
 @pytest.mark.parametrize(("command", "backend", "message"), [
     ("infer", "vllm", "swift infer: error: --infer_backend vllm needs vLLM, which is not installed: pip install vllm\n"),
     ("infer", "lmdeploy", "swift infer: error: --infer_backend lmdeploy needs LMDeploy, which is not installed: pip install lmdeploy\n"),
-    ("deploy", "vllm", "swift deploy: error: swift deploy serves with the pt engine in this release; drop --infer_backend vllm\n"),
+    ("deploy", "vllm", "swift deploy: error: --infer_backend vllm: swift deploy (also as swift eval's local deployment) "
+                       "serves with the pt engine in this release; drop it\n"),
 ])
 def test_an_unavailable_engine_is_one_line(tmp_path: Path, command: str, backend: str, message: str) -> None:
     result = subprocess.run([SWIFT, command, "--model", str(tmp_path), "--infer_backend", backend],
