@@ -91,12 +91,13 @@ def local_deployment(argv: list[str], host: str | None, port: int | None, api_ke
 
 
 def port_free(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closed port in TIME_WAIT is free
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
+    """Whether `swift deploy` could listen at host:port now (its own check)."""
+    from swift_infer.deploy import check_can_listen
+
+    try:
+        check_can_listen(host, port)
+    except ArgumentError:
+        return False
     return True
 
 

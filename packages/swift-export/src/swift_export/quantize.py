@@ -61,16 +61,10 @@ def _check_group_size(group_size: int, model_dir: Path) -> None:
 
 def linear_widths(model_dir: Path) -> dict[str, int]:
     """Input width of every linear weight the recipe quantizes, read from the safetensors headers only."""
-    from safetensors import safe_open
+    from swift_infer.merge import weight_shapes
 
-    widths = {}
-    for file in sorted(model_dir.glob("*.safetensors")):
-        with safe_open(str(file), framework="pt") as tensors:
-            for name in tensors.keys():  # noqa: SIM118 - safe_open is not a mapping
-                shape = tensors.get_slice(name).get_shape()
-                if len(shape) == 2 and name.endswith(".weight") and not _kept_whole(name):
-                    widths[name[: -len(".weight")]] = shape[1]
-    return widths
+    return {name[: -len(".weight")]: shape[1] for name, shape in weight_shapes(model_dir).items()
+            if len(shape) == 2 and name.endswith(".weight") and not _kept_whole(name)}
 
 
 def _kept_whole(name: str) -> bool:

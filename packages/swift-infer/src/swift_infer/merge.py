@@ -85,7 +85,7 @@ def check_adapter_fits(adapter: str, model_dir: str | Path) -> None:
     adapter_file = Path(adapter) / "adapter_model.safetensors"
     if not adapter_file.is_file():
         return  # an own tuner, or a .bin adapter: attach_adapter checks these as they load
-    base = _weight_shapes(Path(model_dir))
+    base = weight_shapes(Path(model_dir))
     with safe_open(str(adapter_file), framework="pt") as tensors:
         for name in tensors.keys():  # noqa: SIM118 - safe_open is not a mapping
             module, _, kind = name.removeprefix("base_model.model.").rpartition(".lora_")
@@ -99,7 +99,8 @@ def check_adapter_fits(adapter: str, model_dir: str | Path) -> None:
                                     "from")
 
 
-def _weight_shapes(model_dir: Path) -> dict[str, list[int]]:
+def weight_shapes(model_dir: Path) -> dict[str, list[int]]:
+    """Every tensor's shape in the model's safetensors files, read from their headers (no weights load)."""
     from safetensors import safe_open
 
     shapes = {}
