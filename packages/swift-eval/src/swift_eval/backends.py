@@ -59,7 +59,8 @@ def task_config(args: Any, sets: list[EvalSet], target: Target, work_dir: Path) 
         task["seed"] = args.seed
     if args.eval_backend == "Native":
         task["datasets"] = [s.name for s in sets]
-        task["dataset_args"] = {s.name: _dataset_args(s) for s in sets if s.kind == "benchmark" and _dataset_args(s)}
+        arguments = {s.name: _dataset_args(s) for s in sets if s.kind == "benchmark"}
+        task["dataset_args"] = {name: given for name, given in arguments.items() if given}
         return task
     task["eval_backend"] = args.eval_backend
     task["eval_config"] = (_opencompass(args, sets, target, work_dir) if args.eval_backend == "OpenCompass"

@@ -50,8 +50,9 @@ def run_eval(invocation: Invocation) -> int:
     args = invocation.args
     plan = check_eval(invocation)
     work_dir, earlier = choose_work_dir(args)
-    task = backends.task_config(args, plan.sets, plan.target, work_dir)
-    if earlier is not None:
+    if earlier is None:
+        task = backends.task_config(args, plan.sets, plan.target, work_dir)
+    else:
         task = _continue(args, plan, work_dir, earlier, "port" in invocation.passed)
     work_dir.mkdir(parents=True, exist_ok=True)
     print(f"swift: evaluating {plan.target.description} on {', '.join(s.name for s in plan.sets)}; results in "
@@ -95,9 +96,10 @@ def choose_work_dir(args: Any) -> tuple[Path, dict[str, Any] | None]:
                                 "true to continue it, or another --name")
         return work_dir, None
     if args.eval_use_cache:
-        runs = sorted((p for p in root.glob("*") if _plan_of(p) is not None), key=lambda p: p.stat().st_mtime)
+        runs = [(p.stat().st_mtime, p, plan) for p in root.glob("*") if (plan := _plan_of(p)) is not None]
         if runs:
-            return runs[-1], _plan_of(runs[-1])
+            _, newest, plan = max(runs, key=lambda run: run[0])
+            return newest, plan
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
     work_dir, n = root / stamp, 2
     while work_dir.exists():

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from swift_args import ArgumentError, Invocation, save_args
+from swift_args import Invocation, save_args
 from swift_args.adapters import adapter_path
 from swift_args.run_dir import check_writable_dir
 from swift_args.shell import swift_command
@@ -76,7 +76,9 @@ def check_export(args: Any) -> ExportPlan:
     if builds(args):
         check_output_dir(args.output_dir, read_sources(args), args.exist_ok)
     if builds(args) and args.adapters:
-        _check_adapters(args)
+        from swift_infer.merge import the_adapter_to_merge
+
+        the_adapter_to_merge(args, "export")
     if args.push_to_hub:
         from swift_export.hub import check_push
 
@@ -96,15 +98,6 @@ def check_export(args: Any) -> ExportPlan:
 
         check_ollama(args, plan.model_dir)
     return plan
-
-
-def _check_adapters(args: Any) -> None:
-    from swift_infer.merge import check_mergeable
-
-    if len(args.adapters) > 1:
-        raise ArgumentError("--adapters: export merges one adapter into its base; pass one (export the others one "
-                            "at a time)")
-    check_mergeable(adapter_path(args.adapters[0]))
 
 
 def _build(args: Any, plan: ExportPlan) -> Path:

@@ -25,12 +25,8 @@ from swift_infer.output_dir import check_output_dir, staged
 def run_merge(invocation: Invocation) -> int:
     args = invocation.args
     output = Path(args.output_dir)
-    if len(args.adapters) > 1:
-        raise ArgumentError("--adapters: merge-lora merges one adapter into its base; pass one (merge the others one "
-                            "at a time)")
-    adapter = adapter_path(args.adapters[0])
+    adapter = the_adapter_to_merge(args, "merge-lora")
     check_output_dir(output, read_sources(args), args.exist_ok)
-    check_mergeable(adapter)
     from swift_data.models import model_for_args
 
     check_adapter_fits(adapter, model_for_args(args)[1].model_dir)
@@ -66,6 +62,16 @@ def read_sources(args: Any) -> list[str]:
     if args.model and Path(args.model).expanduser().is_dir():
         sources.append(args.model)
     return sources
+
+
+def the_adapter_to_merge(args: Any, command: str) -> str:
+    """The one adapter merge-lora or export writes into its base, checked to be one that merges."""
+    if len(args.adapters) > 1:
+        raise ArgumentError(f"--adapters: {command} merges one adapter into its base; pass one (run it once per "
+                            "adapter)")
+    adapter = adapter_path(args.adapters[0])
+    check_mergeable(adapter)
+    return adapter
 
 
 def check_mergeable(adapter: str) -> None:
