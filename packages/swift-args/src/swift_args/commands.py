@@ -71,11 +71,10 @@ COMMANDS: dict[str, Command] = {
             "app",
             AppArguments,
             "swift-app",
-            "A chat app (gradio) over a local or remote deployment.",
-            implemented=False,
+            "A chat page (gradio) over a local or remote deployment.",
         ),
         Command(
-            "web-ui", WebUIArguments, "swift-app", "The web UI for every command (gradio).", implemented=False
+            "web-ui", WebUIArguments, "swift-app", "A console (gradio) that starts, follows and stops every command."
         ),
     )
 }

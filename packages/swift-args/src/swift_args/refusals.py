@@ -56,6 +56,11 @@ def _local_deployment_fields() -> tuple[str, ...]:
     return tuple(name for name in specs(DeployArguments) if name not in skip)
 
 
+def _app_local_fields() -> tuple[str, ...]:
+    """What configures swift app's local deployment; --system stays: it is the page's default system prompt."""
+    return (*(name for name in _local_deployment_fields() if name != "system"), "use_hf")
+
+
 # What online RL (PPO, GRPO) reads: swift rlhf parses them for the reference's sake and refuses them for now.
 ONLINE_RL = ("ppo", "grpo")
 ONLINE_RL_FIELDS = (
@@ -243,6 +248,24 @@ REFUSALS: tuple[Refusal, ...] = (
                 "top_p", "top_k", "repetition_penalty", "seed", "stop_words", "stream", "eval_use_cache", "use_hf"}),
             why=lambda args: f"the {args.eval_backend} bridge takes the model's temperature and --max_new_tokens only "
             "(and keeps its own datasets and caches); drop it, or use --eval_backend Native"),
+    # --- app: a chat page over a local `swift deploy` child, or over --base_url ------------------------
+    Refusal(("task_type", "num_labels"), ("app",), when=lambda args, typed: args.task_type != "causal_lm",
+            why="the chat page shows generated text; a sequence classifier answers through swift infer; drop it"),
+    Refusal(("infer_backend",), ("app",), values=("vllm", "lmdeploy"), complete=False,
+            why="swift app's local deployment serves with the pt engine in this release (or chat with any server "
+            "through --base_url); drop it"),
+    Refusal(("vision_batch_size",), ("app",), MULTIMODAL),
+    Refusal(("train_type",), ("app",), "the app takes the tuner from --adapters (or none: --model alone); drop it"),
+    Refusal(("padding_side",), ("app",), "applies to training batches; the deployment pads on the left itself"),
+    Refusal((*EVAL_READS_NO_DATA,), ("app",), "the chat page reads no dataset; run swift infer --val_dataset for a "
+            "dataset"),
+    Refusal(("logprobs", "top_logprobs", "num_beams"), ("app",),
+            "the chat page streams one sampled answer as text (no logprobs or beams); drop it, or ask swift deploy "
+            "for them with each request"),
+    Refusal(_app_local_fields(), ("app",), complete=False,
+            when=lambda args, typed: args.base_url is not None and bool(typed & set(_app_local_fields())),
+            why="configures the local deployment, and --base_url chats with a server that is already running; drop "
+            "it (or drop --base_url to deploy --model locally)"),
     # --- merge-lora: it loads, merges and saves; it neither generates nor reads data -------------------
     Refusal(("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "num_beams", "stream",
              "stop_words", "logprobs", "top_logprobs", "system", "truncation_strategy", "tools_prompt", "loss_scale",

@@ -7,19 +7,13 @@ anything starts. A remote one is asked for its models, which also proves it is u
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from swift_args import ArgumentError, Invocation
 from swift_args.adapters import adapter_path
-from swift_args.aliases import REMOVED, find_alias
-from swift_args.parse import split_options
-
-from swift_eval.deployment import LocalDeployment, local_deployment
+from swift_infer.local_deployment import LocalDeployment, check_model, deploy_argv, local_deployment, models_at
 
 # What eval reads itself, and what every request carries (so that --eval_url gets the same settings): not
 # passed to the deployment. host, port, api_key and the batch size are passed as eval decides them.
@@ -54,7 +48,7 @@ def local_target(invocation: Invocation) -> Target:
     args = invocation.args
     argv = deployment_argv(invocation)
     deploy = parse_args("deploy", argv, warn=lambda message: None)  # its warnings were printed for eval already
-    _check_model(deploy.args)
+    check_model(deploy.args)
     served = deploy.args.served_model_name
     deployment = local_deployment(argv, args.host if "host" in invocation.passed else None,
                                   args.port if "port" in invocation.passed else None,
@@ -69,41 +63,10 @@ def deployment_argv(invocation: Invocation) -> list[str]:
     """The user's arguments as `swift deploy` takes them: 2.x names translated, eval's own left out, and the
     server's address, key, logging and batch size as eval sets them."""
     args = invocation.args
-    options, _ = split_options(invocation.argv)
-    argv: list[str] = []
-    for name, values in options:
-        alias = find_alias(name, "eval")
-        if alias is not None:
-            rewritten = alias.apply(values)
-            if rewritten is None:
-                continue
-            name, values = rewritten
-        elif name in REMOVED:
-            continue
-        if name not in EVAL_ONLY | PER_REQUEST | SET_BY_EVAL:
-            argv += [f"--{name}", *values]
+    argv = deploy_argv(invocation.argv, "eval", EVAL_ONLY | PER_REQUEST | SET_BY_EVAL)
     # One request per concurrent evaluation client, batched together: the server answers as fast as it can.
     batch = args.max_batch_size if "max_batch_size" in invocation.passed else args.eval_num_proc
     return [*argv, "--max_batch_size", str(batch), "--verbose", str(args.verbose).lower()]
-
-
-def _check_model(deploy_args: Any) -> None:
-    """The model resolves (a hub id offline is one line), each adapter fits it, and the attention it asks for is
-    installed, before a server starts."""
-    import importlib.util
-
-    from swift_data.models import model_for_args
-
-    if deploy_args.attn_impl == "flash_attn" and importlib.util.find_spec("flash_attn") is None:
-        raise ArgumentError("--attn_impl flash_attn needs the flash-attn package, which is not installed (pip "
-                            "install flash-attn); the default, sdpa, runs PyTorch's own FlashAttention kernels")
-
-    _, info = model_for_args(deploy_args)
-    if deploy_args.adapters:
-        from swift_infer.merge import check_adapter_fits
-
-        for adapter in deploy_args.adapters:
-            check_adapter_fits(adapter_path(adapter), info.model_dir)
 
 
 def _checkpoint(args: Any) -> Path | None:
@@ -119,7 +82,7 @@ def _checkpoint(args: Any) -> Path | None:
 def remote_target(args: Any) -> Target:
     """--eval_url: the server is asked for its models; --model names one of them (default: the first)."""
     url = args.eval_url.rstrip("/")
-    served = _served_models(url, args.api_key)
+    served = models_at(url, args.api_key, "--eval_url")
     if args.model is None:
         if not served:
             raise ArgumentError(f"--eval_url {url} serves no model; pass --model with the name to request")
@@ -129,24 +92,6 @@ def remote_target(args: Any) -> Target:
         if served and name not in served:
             raise ArgumentError(f"--model {name}: {url} serves {', '.join(served)}; pass one of them")
     return Target(url, args.api_key or "EMPTY", name, _safe(name), f"{name} at {url}")
-
-
-def _served_models(url: str, api_key: str | None) -> list[str]:
-    request = urllib.request.Request(f"{url}/models", headers={"Authorization": f"Bearer {api_key or 'EMPTY'}"})
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            body = json.loads(response.read().decode("utf-8"))
-    except urllib.error.HTTPError as exc:
-        if exc.code == 401:
-            raise ArgumentError(f"--eval_url {url} refused the key (401); pass the server's key with --api_key") from None
-        if exc.code == 404:
-            return []  # an endpoint without /models: --model names the model
-        raise ArgumentError(f"--eval_url {url}: GET /models answered {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise ArgumentError(f"--eval_url {url}: cannot reach it ({reason}); start the server first (the URL ends in "
-                            "/v1), or drop --eval_url to deploy --model locally") from None
-    return [m["id"] for m in body.get("data", []) if isinstance(m, dict) and "id" in m]
 
 
 def _safe(name: str) -> str:

@@ -85,19 +85,67 @@ class DeployArguments(InferArguments):
 
 
 @dataclass(kw_only=True)
-class WebUIArguments:
-    """`swift web-ui`: the gradio front end."""
+class WebServerArguments:
+    """The reference's Web-UI arguments, shared by `swift web-ui` and `swift app`: where the gradio page listens."""
 
     GROUP = "web_ui"
 
-    server_name: str = arg("0.0.0.0", help="Address the web UI listens on.")
-    server_port: int = arg(7860, help="Port of the web UI.")
-    share: bool = arg(False, help="Create a public gradio share link.")
-    lang: Literal["zh", "en"] = arg("zh", help="Language of the web UI.")
+    server_name: str = arg("0.0.0.0", help="Address the page listens on.")
+    server_port: int = arg(7860, help="Port of the page.")
+    share: bool = arg(False, help="Create a public gradio share link (needs gradio's share server online).")
+    lang: Literal["zh", "en"] = arg("zh", help="Language of the page's labels.")
+    auth: str | None = arg(
+        None, help="Not in the reference: USER:PASSWORD the page asks for (gradio's login), or @FILE holding that "
+        "line, which keeps the password out of the process table. None: no login.")
+
+    def _check(self) -> list[str]:
+        problems = []
+        if not 0 < self.server_port < 65536:
+            problems.append(f"--server_port must be between 1 and 65535, got {self.server_port}")
+        if self.auth is not None and not self.auth.startswith("@") and ":" not in self.auth:
+            problems.append(f"--auth {self.auth}: give USER:PASSWORD, or @FILE naming a file that holds that line")
+        return problems
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host` (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 @dataclass(kw_only=True)
-class AppArguments(DeployArguments, WebUIArguments):
+class WebUIArguments(WebServerArguments):
+    """`swift web-ui`: a console that runs swift commands, so by default reachable from this machine only."""
+
+    GROUP = "web_ui"
+
+    server_name: str = arg(
+        "127.0.0.1", help="Address the web UI listens on. 127.0.0.1 (the 2.x default; 3.x says 0.0.0.0): the console "
+        "runs commands, and --external_plugins runs any Python, so another address needs --auth.")
+    output_dir: str = arg(
+        "output", help="Not in the reference: where the web UI keeps its jobs (web_ui/jobs/) and looks for past runs "
+        "(every run directory below it). Training runs started here write below it unless their own --output_dir "
+        "says otherwise.")
+
+    def _check(self) -> list[str]:
+        problems = []  # (WebServerArguments' own checks run too: each class's _check is called)
+        exposed = [f"--server_name {self.server_name}"] if not is_loopback(self.server_name) else []
+        exposed += ["--share true"] if self.share else []
+        if exposed and self.auth is None:
+            problems.append(f"{' and '.join(exposed)} would let others run commands (and any Python, through "
+                            "--external_plugins) on this machine; add --auth USER:PASSWORD (or --auth @FILE), or keep "
+                            "the default --server_name 127.0.0.1")
+        return problems
+
+
+@dataclass(kw_only=True)
+class AppArguments(DeployArguments, WebServerArguments):
     """`swift app`: deploy + web-ui arguments."""
 
     GROUP = "app"

@@ -1,12 +1,13 @@
-"""The local `swift deploy` that `swift eval` evaluates a --model / --adapters through.
+"""A local `swift deploy` child: what `swift eval` evaluates and `swift app` chats through.
 
 It listens on loopback at a free port (or --host / --port when given), with a random API key unless
---api_key is given, so nothing else on the machine can use it by accident. `swift eval` waits for its
-/health, at most --deploy_timeout seconds, and checks it is still alive all the while it evaluates.
+--api_key is given, so nothing else on the machine can use it by accident. The caller waits for its /health
+(eval: at most --deploy_timeout seconds) and checks it is still alive all the while it uses it.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import sys
@@ -15,10 +16,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from swift_args import ArgumentError, RunStopped
 
-from swift_eval import children
+from swift_infer import children
 
 # Seconds a stopping server gets beyond its --shutdown_timeout before it is killed.
 STOP_MARGIN = 5
@@ -77,6 +79,68 @@ class LocalDeployment:
 
     def stop(self) -> None:
         children.stop(self.process, self.shutdown_timeout + STOP_MARGIN)
+
+
+def check_model(deploy_args: Any) -> None:
+    """The model resolves (a hub id offline is one line), each adapter fits it, and the attention it asks for is
+    installed, before a server starts."""
+    import importlib.util
+
+    from swift_args.adapters import adapter_path
+    from swift_data.models import model_for_args
+
+    if deploy_args.attn_impl == "flash_attn" and importlib.util.find_spec("flash_attn") is None:
+        raise ArgumentError("--attn_impl flash_attn needs the flash-attn package, which is not installed (pip "
+                            "install flash-attn); the default, sdpa, runs PyTorch's own FlashAttention kernels")
+
+    _, info = model_for_args(deploy_args)
+    if deploy_args.adapters:
+        from swift_infer.merge import check_adapter_fits
+
+        for adapter in deploy_args.adapters:
+            check_adapter_fits(adapter_path(adapter), info.model_dir)
+
+
+def models_at(url: str, api_key: str | None, argument: str) -> list[str]:
+    """The model names an OpenAI-compatible server at `url` (passed as `argument`) serves; asking also proves it is
+    up and takes the key."""
+    request = urllib.request.Request(f"{url}/models", headers={"Authorization": f"Bearer {api_key or 'EMPTY'}"})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            body = json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            raise ArgumentError(f"{argument} {url} refused the key (401); pass the server's key with --api_key") from None
+        if exc.code == 404:
+            return []  # an endpoint without /models: --model names the model
+        raise ArgumentError(f"{argument} {url}: GET /models answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise ArgumentError(f"{argument} {url}: cannot reach it ({reason}); start the server first (the URL ends in "
+                            f"/v1), or drop {argument} to deploy --model locally") from None
+    return [m["id"] for m in body.get("data", []) if isinstance(m, dict) and "id" in m]
+
+
+def deploy_argv(argv: list[str], command: str, leave_out: set[str]) -> list[str]:
+    """The user's arguments to `command` as `swift deploy` takes them: 2.x names translated, removed ones and
+    `leave_out` (what the command reads itself, or sets for the deployment) dropped."""
+    from swift_args.aliases import REMOVED, find_alias
+    from swift_args.parse import split_options
+
+    options, _ = split_options(argv)
+    kept: list[str] = []
+    for name, values in options:
+        alias = find_alias(name, command)
+        if alias is not None:
+            rewritten = alias.apply(values)
+            if rewritten is None:
+                continue
+            name, values = rewritten
+        elif name in REMOVED:
+            continue
+        if name not in leave_out:
+            kept += [f"--{name}", *values]
+    return kept
 
 
 def local_deployment(argv: list[str], host: str | None, port: int | None, api_key: str | None, log: Path,

@@ -1,9 +1,10 @@
-"""The processes `swift eval` starts (the local `swift deploy`, the evaluator), and the promise that none
-outlives it.
+"""Child processes in sessions of their own: `swift eval`'s deployment and evaluator, `swift app`'s deployment,
+`swift web-ui`'s jobs.
 
-Each child runs in its own session, so a Ctrl-C at the terminal reaches `swift eval` alone and it stops
-the children in order. Should `swift eval` itself be killed (SIGKILL leaves it no last word), Linux sends
-each child SIGTERM as its parent dies (PR_SET_PDEATHSIG).
+Each child runs in its own session, so a Ctrl-C at the terminal reaches the parent alone and it stops
+the children in order, each whole session at once. Should the parent itself be killed (SIGKILL leaves it
+no last word), Linux sends each child SIGTERM as its parent dies (PR_SET_PDEATHSIG); a web-ui job opts
+out of that, since it is meant to outlive the page that started it.
 """
 
 from __future__ import annotations
@@ -13,18 +14,22 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 
 
-def start(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start `argv` with its output appended to `log`, in a session of its own, ended when we die."""
+def start(argv: list[str], log: Path, env: dict[str, str] | None = None, die_with_parent: bool = True,
+          cwd: Path | None = None) -> subprocess.Popen:
+    """Start `argv` with its output appended to `log`, in a session of its own, ended when we die (unless
+    `die_with_parent` is False)."""
     parent = os.getpid()
     with open(log, "ab") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env={**os.environ, **(env or {})},
-                                preexec_fn=lambda: _die_with(parent))
+                                start_new_session=True, env={**os.environ, **(env or {})}, cwd=cwd,
+                                preexec_fn=(lambda: _die_with(parent)) if die_with_parent else None)
 
 
 def _die_with(parent: int) -> None:
@@ -36,6 +41,16 @@ def _die_with(parent: int) -> None:
             pass
     if os.getppid() != parent:
         os._exit(1)
+
+
+def stop_group(group: int, grace: float, alive: Callable[[], bool]) -> None:
+    """SIGTERM to process group `group`, SIGKILL after `grace` seconds unless `alive()` turned False first: for a
+    session we did not start ourselves (a web-ui job started before the web UI restarted)."""
+    _signal(group, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _signal(group, signal.SIGKILL)
 
 
 def stop(process: subprocess.Popen | None, grace: float) -> None:
@@ -53,8 +68,12 @@ def stop(process: subprocess.Popen | None, grace: float) -> None:
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    _signal(process.pid, sig)  # the child leads its own session, so its group id is its pid
+
+
+def _signal(group: int, sig: int) -> None:
     try:
-        os.killpg(process.pid, sig)  # the child leads its own session, so its group id is its pid
+        os.killpg(group, sig)
     except (ProcessLookupError, PermissionError):
         pass  # the group is gone (a pid is not reused while a group of that id has members)
 
