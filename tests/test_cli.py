@@ -46,17 +46,6 @@ def test_deprecated_names_warn_once_each() -> None:
     ]
 
 
-@pytest.mark.parametrize("command", ["app"])
-def test_commands_of_later_issues_check_arguments_then_say_not_implemented(command: str) -> None:
-    result = swift(command, "--model", "SmolLM2-135M-Instruct")
-    assert result.returncode == 2
-    assert result.stderr.strip().startswith(
-        f"swift {command}: error: swift {command} is not implemented yet in this release; "
-        "your arguments were checked and are valid"
-    )
-    assert len(result.stderr.strip().splitlines()) == 1
-
-
 @pytest.mark.slow
 def test_show_sample_prints_the_encoded_training_data(tmp_path: Path) -> None:
     data = tmp_path / "chat.jsonl"

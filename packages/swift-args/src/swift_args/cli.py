@@ -32,17 +32,12 @@ def _version() -> str:
     return metadata.version("swift-args")
 
 
-NOT_IMPLEMENTED = "not implemented yet: checks arguments only"
-
-
 def format_overview() -> str:
     installed = installed_commands()
     lines = ["usage: swift <command> [--name value ...]", "", "commands:"]
     for name, command in COMMANDS.items():
-        notes = [] if command.implemented else [NOT_IMPLEMENTED]
-        if name not in installed:
-            notes.append(f"not installed: pip install {command.package}")
-        lines.append(f"  {name:<11} {command.summary}" + "".join(f"  [{note}]" for note in notes))
+        note = f"  [not installed: pip install {command.package}]" if name not in installed else ""
+        lines.append(f"  {name:<11} {command.summary}{note}")
     lines += ["", "swift <command> --help lists every argument of a command."]
     return "\n".join(lines) + "\n"
 
@@ -72,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     return int(entry_point.load()(rest) or 0)
 
 
-def run_command(name: str, argv: list[str], command_main: CommandMain | None) -> int:
+def run_command(name: str, argv: list[str], command_main: CommandMain) -> int:
     """What every package's entry point calls: help, parsing, then the command itself.
 
     Bad input anywhere (parsing, checks, or an ArgumentError raised by the command) becomes one
@@ -84,10 +79,6 @@ def run_command(name: str, argv: list[str], command_main: CommandMain | None) ->
         return 0
     try:
         invocation = parse_args(name, argv)
-        if command_main is None:
-            raise ArgumentError(
-                f"swift {name} is not implemented yet in this release; your arguments were checked and are valid"
-            )
         missing = missing_adapters(getattr(invocation.args, "adapters", []))
         if missing:  # parsing leaves paths alone (args.json and tests name paths of other machines)
             raise ArgumentError(missing)

@@ -25,15 +25,12 @@ ENTRY_POINT_GROUP = "swift.commands"
 class Command:
     """One `swift` command.
 
-    `implemented` is False where the entry point checks arguments and then refuses (it passes
-    no command function to run_command); test_cli proves the two agree.
     """
 
     name: str
     schema: type
     package: str
     summary: str
-    implemented: bool = True
 
     @property
     def is_training(self) -> bool:
