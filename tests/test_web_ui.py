@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from browser import (browser, by_id, click, free_port, needs_browser, screenshot, set_text, text_input, wait_for_page,
                      wait_until)
+from swift_app.jobs import JobStore
 from swift_e2e import SWIFT, run_swift
 
 
@@ -183,6 +185,31 @@ def _bot_text(driver) -> str:
 
     bubbles = by_id(driver, "chatbot").find_elements(By.CSS_SELECTOR, "[data-testid='bot']")
     return bubbles[-1].text if bubbles else ""
+
+
+@pytest.mark.slow
+def test_stopping_a_server_job_ends_its_process_group(tmp_path: Path, tiny_chat_model: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = JobStore(tmp_path / "output")
+    job = store.start("deploy", ["--model", str(tiny_chat_model), "--host", "127.0.0.1", "--port", str(port)])
+    wait_for(lambda: "swift deploy: serving" in store.read_log(job.id), 300)
+    job = JobStore(tmp_path / "output").load(job.id)
+    assert store.status(job) == "running" and group_alive(job.pid)
+
+    JobStore(tmp_path / "output").stop(job.id)  # from a store that did not start it
+    assert store.status(job) == "stopped"
+    wait_for(lambda: not group_alive(job.pid), 30)
+    assert f"job {job.id} stopped" in store.tail(job.id)
+
+
+def wait_for(condition, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("argv,message", [
