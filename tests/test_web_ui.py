@@ -222,3 +222,28 @@ def test_web_ui_refuses_an_open_console(tmp_path: Path, argv: list[str], message
     result = run_swift("web-ui", *argv, "--server_port", str(free_port()), cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
+
+
+def test_an_exposed_console_asks_for_the_login_from_its_auth_file(tmp_path: Path) -> None:
+    import http.cookiejar
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    login = tmp_path / "login"
+    login.write_text("alice:s3cret\n")
+    log = tmp_path / "web-ui.log"
+    process, url = start_web_ui(tmp_path, log, "--server_name", "0.0.0.0", "--auth", f"@{login}")
+    try:
+        wait_for_page(url, process, log)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "config", timeout=10)
+        assert refused.value.code == 401
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        with pytest.raises(urllib.error.HTTPError):
+            opener.open(url + "login", urllib.parse.urlencode({"username": "alice", "password": "no"}).encode())
+        opener.open(url + "login", urllib.parse.urlencode({"username": "alice", "password": "s3cret"}).encode())
+        assert opener.open(url + "config", timeout=10).status == 200
+    finally:
+        stop_web_ui(process)
+    assert "s3cret" not in log.read_text()

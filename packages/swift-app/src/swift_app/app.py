@@ -40,11 +40,11 @@ def run_app(invocation: Invocation) -> int:
     deployment, endpoint, system = _remote(args) if args.base_url else _local(invocation)
     try:
         if deployment is not None:
-            print(f"swift app: loading {args.model} (swift deploy, log: {deployment.log})", file=sys.stderr,
-                  flush=True)
+            what = f"{' '.join(args.adapters)} on {args.model}" if args.adapters else args.model
+            print(f"swift app: loading {what} (swift deploy, log: {deployment.log})", file=sys.stderr, flush=True)
             deployment.start(DEPLOY_TIMEOUT)
         page = build_page(endpoint, args, invocation.passed, system, deployment)
-        serve(page, args, auth)
+        serve(page, args, auth, "app")
     finally:
         if deployment is not None:
             deployment.stop()

@@ -7,6 +7,7 @@ address is one line, not a traceback from gradio after a model has loaded.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,12 @@ def check_address(server_name: str, server_port: int) -> None:
                              for p in exc.problems]) from None
 
 
-def serve(page: Any, args: Any, auth: tuple[str, str] | None) -> None:
-    """Serve `page` until Ctrl-C; prints the address to open."""
+def serve(page: Any, args: Any, auth: tuple[str, str] | None, command: str) -> None:
+    """Serve `page` until Ctrl-C; prints the address to open (gradio's own lines only for a share link: its
+    hint to "set share=True in launch()" means nothing to a swift user)."""
+    host = "127.0.0.1" if args.server_name in ("0.0.0.0", "::", "") else args.server_name
+    print(f"swift {command}: open http://{host}:{args.server_port} (listening on {args.server_name}; Ctrl-C stops)",
+          file=sys.stderr, flush=True)
     page.queue(default_concurrency_limit=16).launch(
         server_name=args.server_name, server_port=args.server_port, share=args.share, auth=auth,
-        show_error=True, quiet=False, inbrowser=False, footer_links=[], ssr_mode=False)
+        show_error=True, quiet=not args.share, inbrowser=False, footer_links=[], ssr_mode=False)

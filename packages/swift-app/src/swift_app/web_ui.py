@@ -44,7 +44,7 @@ def run_web_ui(invocation: Invocation) -> int:
     store = JobStore(args.output_dir)
     chat = ChatDeployment()
     try:
-        serve(build_page(args, store, chat), args, auth)
+        serve(build_page(args, store, chat), args, auth, "web-ui")
     finally:
         chat.stop()
     return 0
