@@ -102,7 +102,13 @@ def test_train_follow_stop_and_chat_in_the_web_ui(tmp_path: Path) -> None:
         with browser() as driver:
             driver.get(url)
             wait_until(lambda: by_id(driver, "tab-sft"), 60, "the sft tab", driver)
-            fill_sft(driver, "3", ("per_device_train_batch_size", "2"))
+            fill_sft(driver, "3", ("per_device_train_batch_size", "2"), ("lora_rank", "x"))
+            click(driver, "sft-start")  # refused by the CLI's own parser, shown under the form
+            wait_until(lambda: "--lora_rank: expected an integer, got 'x'" in by_id(driver, "sft-message").text, 30,
+                       "the inline error", driver)
+            screenshot(driver, "web-ui-0-refused")
+            assert not job_records(tmp_path) if (tmp_path / "output" / "web_ui" / "jobs").is_dir() else True
+            set_text(driver, "sft-lora_rank", "8")
             expected = ("swift sft --model SmolLM2-135M-Instruct --dataset 'general-instructions#24' --split_dataset_ratio 0"
                         " --max_steps 3 --logging_steps 1 --per_device_train_batch_size 2")
             wait_until(lambda: all(part in command_shown(driver, "sft") for part in expected.split(" --")), 30,

@@ -80,3 +80,27 @@ def test_the_check_is_the_clis_own() -> None:
 def test_each_form_at_its_defaults_is_a_valid_command(command: str) -> None:
     form = form_of(command)
     parse_args(command, [*form.argv([w.initial for w in form.widgets]), *REQUIRED.get(command, ["--model", "m"])])
+
+
+def test_resuming_a_run_fills_its_tab_with_the_runs_own_command(tmp_path) -> None:
+    import gradio as gr
+    from swift_args.args_file import save_args
+
+    from swift_app.web_ui import TRAINING, _resumer
+
+    typed = ["--model", "SmolLM2-135M-Instruct", "--dataset", "self-cognition#20", "--lora_rank", "4",
+             "--learning_rate", "3e-4", "--max_steps", "5", "--output_dir", str(tmp_path / "out")]
+    run = tmp_path / "out" / "v0-1"
+    run.mkdir(parents=True)
+    save_args(parse_args("sft", typed).args, run, "sft")
+    (run / "checkpoint-5").mkdir()
+    (run / "checkpoint-5" / "adapter_config.json").write_text("{}")
+    with gr.Blocks():
+        forms = {command: build_form(command, "en") for command in TRAINING}
+    updates = _resumer(forms)(str(run), str(run / "checkpoint-5"))
+    sft = forms["sft"]
+    args = parse_args("sft", sft.argv(updates[:len(sft.widgets)])).args
+    assert (args.model, args.dataset, args.lora_rank, args.learning_rate, args.max_steps) == (
+        "SmolLM2-135M-Instruct", ["self-cognition#20"], 4, 3e-4, 5)
+    assert args.resume_from_checkpoint == str(run / "checkpoint-5")
+    assert updates[-1].selected == "sft"

@@ -124,9 +124,13 @@ def build_page(args: Any, store: JobStore, chat: ChatDeployment) -> Any:
                 job_select = jobs_tab(page, store, text)
             with gr.Tab(text["runs"], id="runs", elem_id="tab-runs"):
                 runs_tab(page, args, forms, tabs, text)
+        def open_job(job_id: str | None) -> tuple:
+            if job_id is None:  # refused: the form and its errors stay in view
+                return gr.skip(), gr.skip()
+            return gr.Tabs(selected="jobs"), _job_choices(store, job_id)
+
         for start, started_job in starts:  # a started job opens the Jobs tab, selected
-            start.success(lambda job_id: (gr.Tabs(selected="jobs"), _job_choices(store, job_id)),
-                          started_job, [tabs, job_select])
+            start.then(open_job, started_job, [tabs, job_select])
     return page
 
 
@@ -151,11 +155,11 @@ def command_tab(command: str, args: Any, store: JobStore, text: dict[str, str]) 
         problems = check_command(command, command_argv(form, list(values), args.output_dir))
         return _problems(command, problems) if problems else f"✅ {text['checked']}"
 
-    def begin(*values: Any) -> tuple[str, Any]:
+    def begin(*values: Any) -> tuple[str, str | None]:
         argv = command_argv(form, list(values), args.output_dir)
         problems = check_command(command, argv)
         if problems:
-            raise gr.Error(_problems(command, problems), print_exception=False)  # stops the chain: no tab switch
+            return _problems(command, problems), None  # shown under the form; nothing starts
         job = store.start(command, argv)
         return f"{text['started']} `{job.id}`", job.id
 
@@ -334,7 +338,19 @@ def _resumer(forms: dict[str, CommandForm]) -> Any:
 
 
 def _typed_like(form: CommandForm, arguments: dict[str, Any]) -> dict[str, Any]:
-    """The args.json values a person would have typed: those that differ from the field's default (resolved values
-    such as a None default's learning rate stay, and mean the same)."""
-    return {widget.spec.name: arguments[widget.spec.name] for widget in form.widgets
-            if widget.spec.name in arguments and arguments[widget.spec.name] != widget.spec.default}
+    """The args.json values a person would have typed to get that run: those differing from the field's default,
+    less those the command derives by itself from the others (a None learning rate's value for the train type,
+    the SwanLab name from --output_dir), which typed would mean something else or be refused."""
+    from swift_args.resolve import build_args
+
+    typed = {widget.spec.name: arguments[widget.spec.name] for widget in form.widgets
+             if widget.spec.name in arguments and arguments[widget.spec.name] != widget.spec.default}
+    for name in list(typed):
+        others = {key: value for key, value in typed.items() if key != name}
+        try:
+            derived = getattr(build_args(form.command, others, passed=set(others)), name)
+        except (ArgumentError, TypeError, ValueError):
+            continue  # needed: without it the command is not complete
+        if derived == typed[name]:
+            del typed[name]
+    return typed
