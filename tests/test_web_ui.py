@@ -173,12 +173,13 @@ def test_train_follow_stop_and_chat_in_the_web_ui(tmp_path: Path) -> None:
                        driver)
             click(driver, "infer-chat-load")
             wait_until(lambda: "Ready" in by_id(driver, "infer-chat-status").text, 300, "the model loaded", driver)
+            # gradio retires idle worker threads after 10 s; the deployment must not go with the one that loaded it.
+            time.sleep(12)
+            set_text(driver, "temperature", "0")  # greedy: a 3-step LoRA at 1e-4 still knows its geography
             set_text(driver, "message", "What is the capital of France?")
             click(driver, "send")
-            answer = wait_until(lambda: _bot_text(driver), 180, "an answer", driver)
-            time.sleep(2)
+            wait_until(lambda: "Paris" in _bot_text(driver), 180, "Paris in the answer", driver)
             screenshot(driver, "web-ui-6-infer-chat")
-            assert answer.strip()
     finally:
         stop_web_ui(process)
     assert "Traceback" not in log.read_text(), log.read_text()[-4000:]

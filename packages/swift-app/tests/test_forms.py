@@ -84,15 +84,13 @@ def test_each_form_at_its_defaults_is_a_valid_command(command: str) -> None:
 
 def test_resuming_a_run_fills_its_tab_with_the_runs_own_command(tmp_path) -> None:
     import gradio as gr
-    from swift_args.args_file import save_args
+    from swift_args.run_dir import start_run
 
     from swift_app.web_ui import TRAINING, _resumer
 
     typed = ["--model", "SmolLM2-135M-Instruct", "--dataset", "self-cognition#20", "--lora_rank", "4",
              "--learning_rate", "3e-4", "--max_steps", "5", "--output_dir", str(tmp_path / "out")]
-    run = tmp_path / "out" / "v0-1"
-    run.mkdir(parents=True)
-    save_args(parse_args("sft", typed).args, run, "sft")
+    run = start_run(parse_args("sft", typed).args, "sft")  # as swift sft writes it: into out/vN-<time>/
     (run / "checkpoint-5").mkdir()
     (run / "checkpoint-5" / "adapter_config.json").write_text("{}")
     with gr.Blocks():
@@ -102,5 +100,17 @@ def test_resuming_a_run_fills_its_tab_with_the_runs_own_command(tmp_path) -> Non
     args = parse_args("sft", sft.argv(updates[:len(sft.widgets)])).args
     assert (args.model, args.dataset, args.lora_rank, args.learning_rate, args.max_steps) == (
         "SmolLM2-135M-Instruct", ["self-cognition#20"], 4, 3e-4, 5)
-    assert args.resume_from_checkpoint == str(run / "checkpoint-5")
+    assert args.resume_from_checkpoint == str(run / "checkpoint-5") and args.output_dir == str(tmp_path / "out")
     assert updates[-1].selected == "sft"
+
+
+def test_a_cleared_optional_field_is_unset_and_a_cleared_list_is_empty() -> None:
+    form = form_of("eval")
+    args = parse_args("eval", ["--model", "m", *form.argv(values(form, temperature="", max_new_tokens=""))]).args
+    assert (args.temperature, args.max_new_tokens) == (None, None)
+    form = form_of("pt")
+    args = parse_args("pt", ["--model", "m", *form.argv(values(form, lazy_tokenize=""))]).args
+    assert args.lazy_tokenize is None
+    form = form_of("sft")
+    assert form.argv(values(form, target_modules="")) == ["--target_modules"]
+    assert parse_args("sft", ["--model", "m", "--target_modules"]).args.target_modules == []

@@ -62,3 +62,21 @@ def test_the_run_directory_comes_from_the_jobs_log(tmp_path: Path) -> None:
     job = Job("j1", "sft", [], str(tmp_path), 0.0)
     store.log(job.id).write_text("loading\nswift: run directory output/m/v0-1\nstep 1\n")
     assert store.run_dir(job) == tmp_path / "output/m/v0-1"
+
+
+def test_a_job_whose_runner_alone_was_killed_is_still_stopped_whole(tmp_path: Path, monkeypatch) -> None:
+    """The runner killed (say, by the OOM killer) and its command still running: the job says so, and Stop ends
+    the command all the same."""
+    import signal
+
+    monkeypatch.chdir(tmp_path)
+    store = JobStore(tmp_path / "output")
+    job = store.start("sft", ["--model", "SmolLM2-135M-Instruct", "--dataset", "self-cognition#400",
+                              "--max_steps", "100000", "--output_dir", str(tmp_path / "out")])
+    wait_for(lambda: len(store.members(job)) == 2)  # the runner and its command
+    os.kill(job.pid, signal.SIGKILL)
+    wait_for(lambda: job.pid not in store.members(job), 30)
+    assert store.status(job).startswith("running (its runner was killed")
+    store.stop(job.id, grace=20)
+    assert not store.members(job)  # (an orphan may stay a zombie until init reaps it; none runs)
+    assert store.status(store.load(job.id)) == "stopped"

@@ -58,6 +58,9 @@ def test_the_conversation_is_sent_whole_with_the_system_prompt(tmp_path) -> None
     image_part, text_part = messages[3]["content"]
     assert image_part["image_url"]["url"].startswith("data:image/png;base64,") and text_part["text"] == "What is this?"
     assert openai_messages("  ", history[:1]) == [{"role": "user", "content": "Hi"}]
+    error = {"role": "assistant", "content": [{"type": "text", "text": "400: too long"}],
+             "metadata": {"title": "Error", "status": "done"}}
+    assert openai_messages("", [*history[:1], error]) == [{"role": "user", "content": "Hi"}]  # the page's, not the model's
 
 
 def test_a_multimodal_page_takes_images_and_says_what_answers_them() -> None:
@@ -67,3 +70,11 @@ def test_a_multimodal_page_takes_images_and_says_what_answers_them() -> None:
     text_only = parse_args("app", ["--model", "m"]).args
     config = json.dumps(build_page(Endpoint("http://127.0.0.1:1/v1", "k", "m"), text_only, set(), None).get_config_file())
     assert '"multimodaltextbox"' not in config
+
+
+def test_every_argument_group_has_a_chinese_title() -> None:
+    from swift_args.help import GROUP_TITLES
+
+    from swift_app.labels import GROUP_TITLES_ZH
+
+    assert set(GROUP_TITLES_ZH) == set(GROUP_TITLES)

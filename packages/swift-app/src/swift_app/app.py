@@ -14,11 +14,11 @@ to either through the official OpenAI client, streaming each answer token by tok
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 from swift_args import ArgumentError, Invocation
-from swift_infer.local_deployment import LocalDeployment, check_model, deploy_argv, local_deployment, models_at
+from swift_infer.local_deployment import (LocalDeployment, check_model, deploy_argv, local_deployment, models_at,
+                                         temporary_log)
 
 from swift_app.chat import Endpoint, GenerationDefaults, chat_panel
 from swift_app.labels import labels
@@ -42,7 +42,7 @@ def run_app(invocation: Invocation) -> int:
         if deployment is not None:
             what = f"{' '.join(args.adapters)} on {args.model}" if args.adapters else args.model
             print(f"swift app: loading {what} (swift deploy, log: {deployment.log})", file=sys.stderr, flush=True)
-            deployment.start(DEPLOY_TIMEOUT)
+            deployment.start(DEPLOY_TIMEOUT, timeout_argument=None)
         page = build_page(endpoint, args, invocation.passed, system, deployment)
         serve(page, args, auth, "app")
     finally:
@@ -76,21 +76,11 @@ def _local(invocation: Invocation) -> tuple[LocalDeployment, Endpoint, str | Non
     check_model(deploy.args)
     passed = invocation.passed
     deployment = local_deployment(argv, args.host if "host" in passed else None,
-                                  args.port if "port" in passed else None, args.api_key, Path("app-deploy.log"),
-                                  args.shutdown_timeout)
-    deployment.log = _log_path()
+                                  args.port if "port" in passed else None, args.api_key,
+                                  temporary_log("swift-app-deploy-"), args.shutdown_timeout)
     endpoint = Endpoint(deployment.url, deployment.api_key, deploy.args.served_model_name)
     # The page's starting system prompt: --system, else the one the checkpoint's args.json recorded.
     return deployment, endpoint, read_system(deploy.args.system)
-
-
-def _log_path() -> Path:
-    """The deployment's log: in the system's temporary directory, so that the app leaves nothing in the cwd."""
-    import tempfile
-
-    handle = tempfile.NamedTemporaryFile(prefix="swift-app-deploy-", suffix=".log", delete=False)
-    handle.close()
-    return Path(handle.name)
 
 
 def build_page(endpoint: Endpoint, args: Any, typed: set[str], system: str | None,

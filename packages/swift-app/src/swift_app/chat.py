@@ -58,6 +58,8 @@ def openai_messages(system: str, history: list[dict[str, Any]]) -> list[dict[str
     image_url parts with the file inlined as a data URL, so a remote server needs no access to our disk."""
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system.strip() else []
     for message in history:
+        if (message.get("metadata") or {}).get("title"):
+            continue  # the page's own notice (an error), not something the model said
         parts = message["content"] if isinstance(message["content"], list) else [message["content"]]
         texts, images = [], []
         for part in parts:
@@ -75,6 +77,11 @@ def openai_messages(system: str, history: list[dict[str, Any]]) -> list[dict[str
             content = text
         messages.append({"role": message["role"], "content": content})
     return messages
+
+
+def _notice(title: str, detail: str) -> dict[str, Any]:
+    """A message from the page itself, shown in the chat and never sent back to the model."""
+    return {"role": "assistant", "content": detail, "metadata": {"title": title, "status": "done"}}
 
 
 def _data_url(path: str) -> str:
@@ -215,14 +222,14 @@ def chat_panel(get_endpoint: Callable[[], Endpoint | None], defaults: Generation
             return
         endpoint = get_endpoint()
         if endpoint is None:
-            yield [*history, {"role": "assistant", "content": text["chat_not_loaded"]}]
+            yield [*history, _notice(text["error"], text["chat_not_loaded"])]
             return
         try:
             options = request_options(defaults, *control_values)
             for partial in stream_answer(endpoint, openai_messages(system_prompt, history), options, defaults.stream):
                 yield [*history, {"role": "assistant", "content": partial}]
         except Exception as exc:  # shown in the chat, where the user looks; the page itself keeps working
-            yield [*history, {"role": "assistant", "content": f"**{text['error']}**: {error_text(exc)}"}]
+            yield [*history, _notice(text["error"], error_text(exc))]
 
     def drop_last_answer(history: list) -> list:
         while history and history[-1]["role"] == "assistant":

@@ -44,9 +44,11 @@ class Widget:
             return [str(value).lower()]
         if isinstance(value, list):  # a multi-choice list
             return [str(v) for v in value]
-        text = "" if value is None else str(value)
+        text = "" if value is None else str(value).strip()
         if self.spec.is_list and not self.spec.choices:
-            return shlex.split(text)
+            return shlex.split(text)  # cleared: no values, an empty list
+        if not text and _optional(self.spec):
+            return ["None"]  # cleared: unset, the parser's spelling of None
         return [text]
 
     def shown(self, value: Any) -> Any:
@@ -111,8 +113,11 @@ def is_main(spec: ArgSpec) -> bool:
 
 
 def _group_title(name: str, lang: str) -> str:
-    title = GROUP_TITLES.get(name, name)
-    return f"{title} ({name})" if lang == "zh" else title
+    from swift_app.labels import GROUP_TITLES_ZH
+
+    if lang == "zh":
+        return GROUP_TITLES_ZH.get(name, GROUP_TITLES.get(name, name))
+    return GROUP_TITLES.get(name, name)
 
 
 def _widget(command: str, spec: ArgSpec) -> Widget:

@@ -32,12 +32,7 @@ def main(record: Path) -> int:
     print(f"swift web-ui: {job['command']} job {job['id']} started", flush=True)
     process = subprocess.Popen([sys.executable, "-m", "swift_args.cli", job["command"], *job["argv"]],
                                cwd=job["cwd"], stdin=subprocess.DEVNULL)
-    while True:
-        try:
-            code = process.wait()
-            break
-        except InterruptedError:
-            continue
+    code = process.wait()  # (a signal does not interrupt it: Python retries the wait)
     print(f"swift web-ui: job {job['id']} " + ("stopped" if stopped else f"ended with exit code {code}"), flush=True)
     write_exit(record, {"code": code, "stopped": stopped})
     return 0

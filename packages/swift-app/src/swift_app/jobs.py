@@ -25,6 +25,8 @@ from swift_infer import children
 # Seconds a stopped job gets to save and exit after SIGTERM before its group is killed.
 STOP_GRACE = 15.0
 RUN_DIR_LINE = re.compile(r"^swift: run directory (.+)$", re.MULTILINE)
+# The environment variable that marks every process of a job with its id.
+JOB_MARKER = "SWIFT_WEB_UI_JOB"
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Job:
     cwd: str
     started: float
     pid: int | None = None  # the runner's, which is also its process group and session id
+    run_dir: str | None = None  # a training job's, once its log has named it
 
     @property
     def command_line(self) -> str:
@@ -55,8 +58,9 @@ class JobStore:
                   os.getcwd(), time.time())
         self._write(job)
         runner = [sys.executable, "-m", "swift_app.job_runner", str(self.record(job.id))]
-        # A session of its own, not tied to our life: the job goes on when the web UI stops or restarts.
-        process = children.start(runner, self.log(job.id), die_with_parent=False)
+        # A session of its own, not tied to our life: the job goes on when the web UI stops or restarts. Every
+        # process of the job inherits the marker, which tells its members from a stranger that reused a pid.
+        process = children.start(runner, self.log(job.id), env={JOB_MARKER: job.id}, die_with_parent=False)
         job.pid = process.pid
         self._write(job)
         # Reap it when it ends, so that no zombie is left in the process table while the web UI runs.
@@ -64,12 +68,13 @@ class JobStore:
         return job
 
     def stop(self, job_id: str, grace: float = STOP_GRACE) -> None:
+        """SIGTERM to the job's process group, SIGKILL to what is left of it after `grace` seconds."""
         job = self.load(job_id)
-        if job.pid is None or not self.is_running(job):
+        if job.pid is None or not self.members(job):
             return
-        children.stop_group(job.pid, grace, alive=lambda: self.is_running(job))
+        children.stop_group(job.pid, grace, alive=lambda: bool(self.members(job)))
         if not self.exit_path(job_id).exists():  # killed before its runner could write down how it ended
-            self._write_exit(job_id, {"code": -9, "stopped": True})
+            write_exit(self.record(job_id), {"code": -9, "stopped": True})
 
     def jobs(self) -> list[Job]:
         """Every job, newest first."""
@@ -86,24 +91,37 @@ class JobStore:
 
     def status(self, job: Job) -> str:
         ended = self.ending(job.id)
-        if ended is not None:
-            if ended.get("stopped"):
-                return "stopped"
-            return "finished" if ended.get("code") == 0 else f"failed (exit {ended.get('code')})"
-        return "running" if self.is_running(job) else "ended (no exit code: the runner was killed)"
+        if ended is None:
+            members = self.members(job)
+            if members:
+                return "running" if job.pid in members else "running (its runner was killed: Stop still ends it)"
+            ended = self.ending(job.id)  # it may have ended between the two looks
+            if ended is None:
+                return "ended (no exit code: the runner was killed)"
+        if ended.get("stopped"):
+            return "stopped"
+        return "finished" if ended.get("code") == 0 else f"failed (exit {ended.get('code')})"
 
     def is_running(self, job: Job) -> bool:
-        """The runner is alive and is this job's (its command line names the job's record), not a reused pid."""
-        if job.pid is None or self.exit_path(job.id).exists():
-            return False
-        try:
-            cmdline = Path(f"/proc/{job.pid}/cmdline").read_bytes()
-        except OSError:
-            return False
-        if b"swift_app.job_runner" not in cmdline or job.id.encode() not in cmdline:
-            return False
-        state = _process_state(job.pid)
-        return state not in ("Z", "X")  # a zombie has ended; it waits only for its parent to read its status
+        return bool(self.members(job))
+
+    def members(self, job: Job) -> list[int]:
+        """The live processes of the job: in its process group and carrying its marker (not a reused pid)."""
+        if job.pid is None:
+            return []
+        marker = f"{JOB_MARKER}={job.id}".encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                state, _, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+                if int(group) == job.pid and state not in ("Z", "X") and \
+                        marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except (OSError, ValueError):
+                continue  # gone while we looked, or not ours to read
+        return found
 
     def ending(self, job_id: str) -> dict | None:
         try:
@@ -112,19 +130,25 @@ class JobStore:
             return None
 
     def run_dir(self, job: Job) -> Path | None:
-        """The run directory a training job announced in its log."""
-        found = RUN_DIR_LINE.findall(self.read_log(job.id, 200_000))
-        if not found:
-            return None
-        path = Path(found[-1].strip())
-        return path if path.is_absolute() else Path(job.cwd) / path
+        """The run directory a training job announced near the start of its log (kept in its record once found:
+        a long run's progress lines would push it out of any tail)."""
+        if job.run_dir is None:
+            found = RUN_DIR_LINE.search(self.read_log(job.id, 1_000_000, from_start=True))
+            if found is None:
+                return None
+            path = Path(found.group(1).strip())
+            job.run_dir = str(path if path.is_absolute() else Path(job.cwd) / path)
+            self._write(job)
+        return Path(job.run_dir)
 
-    def read_log(self, job_id: str, limit: int = 20_000) -> str:
+    def read_log(self, job_id: str, limit: int = 20_000, from_start: bool = False) -> str:
+        """The last (or first) `limit` bytes of the job's log."""
         try:
             with open(self.log(job_id), "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                handle.seek(max(0, handle.tell() - limit))
-                return handle.read().decode("utf-8", "replace")
+                if not from_start:
+                    handle.seek(0, os.SEEK_END)
+                    handle.seek(max(0, handle.tell() - limit))
+                return handle.read(limit).decode("utf-8", "replace")
         except OSError:
             return ""
 
@@ -142,17 +166,6 @@ class JobStore:
 
     def _write(self, job: Job) -> None:
         _write_atomically(self.record(job.id), json.dumps(asdict(job), ensure_ascii=False, indent=1))
-
-    def _write_exit(self, job_id: str, ending: dict) -> None:
-        _write_atomically(self.exit_path(job_id), json.dumps(ending))
-
-
-def _process_state(pid: int) -> str:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return "X"
-    return stat.rsplit(")", 1)[-1].split()[0]
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -32,7 +32,6 @@ LABELS: dict[str, tuple[str, str]] = {
     "error": ("Error", "错误"),
     # --- swift web-ui --------------------------------------------------------------------------------
     "web_ui_title": ("swift web-ui", "swift web-ui"),
-    "main_arguments": ("Main arguments", "主要参数"),
     "command_preview": ("Command", "命令"),
     "start": ("Start", "开始"),
     "check": ("Check", "检查"),
@@ -61,8 +60,20 @@ LABELS: dict[str, tuple[str, str]] = {
     "chat_ready": ("Ready: chatting with", "就绪：正在对话的模型"),
     "chat_not_loaded": ("Load a model first (the button above).", "请先加载模型（上方按钮）。"),
     "no_jobs": ("No jobs yet.", "暂无任务。"),
-    "no_runs": ("No runs below the output directory yet.", "输出目录下暂无运行。"),
     "status": ("Status", "状态"),
+}
+
+# The web UI's group titles in Chinese (the English ones are `swift --help`'s, swift_args.help.GROUP_TITLES).
+GROUP_TITLES_ZH: dict[str, str] = {
+    "base": "基本参数", "model": "模型参数", "data": "数据参数", "template": "模板参数", "generation": "生成参数",
+    "quantization": "量化参数", "trainer": "Trainer 参数（Seq2SeqTrainer）", "tuner": "微调方法参数",
+    "full": "全参数训练参数", "lora": "LoRA 参数", "lora_ga": "LoRA-GA 参数", "fourierft": "FourierFt 参数",
+    "boft": "BOFT 参数", "vera": "Vera 参数", "galore": "GaLore 参数", "lisa": "LISA 参数",
+    "llamapro": "LLaMA-Pro 参数", "adalora": "AdaLoRA 参数", "reft": "ReFT 参数", "liger": "Liger 参数",
+    "swanlab": "SwanLab 参数", "train": "训练参数", "rlhf": "RLHF 参数", "reward_model": "奖励模型参数",
+    "ppo": "PPO 参数", "grpo": "GRPO 参数", "merge": "合并参数", "vllm": "vLLM 参数", "lmdeploy": "LMDeploy 参数",
+    "infer": "推理参数", "deploy": "部署参数", "web_ui": "Web-UI 参数", "app": "App 参数", "eval": "评测参数",
+    "export": "导出参数", "sampling": "采样参数", "mcts": "MCTS 参数",
 }
 
 

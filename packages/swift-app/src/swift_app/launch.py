@@ -25,7 +25,7 @@ def read_auth(value: str | None) -> tuple[str, str] | None:
     if value.startswith("@"):
         path = Path(value[1:]).expanduser()
         try:
-            line = path.read_text(encoding="utf-8").splitlines()[0] if path.read_text(encoding="utf-8") else ""
+            line = next(iter(path.read_text(encoding="utf-8").splitlines()), "")
         except OSError as exc:
             raise ArgumentError(f"--auth {value}: cannot read {path} ({exc.strerror}); write USER:PASSWORD in it") from None
     user, sep, password = line.strip().partition(":")

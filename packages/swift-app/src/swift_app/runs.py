@@ -20,7 +20,7 @@ def find_runs(output_dir: str | Path, limit: int = 200) -> list[Path]:
     if not root.is_dir():
         return []
     runs = [path.parent for path in root.rglob("logging.jsonl")
-            if (path.parent / "args.json").is_file() and "web_ui" not in path.parts]
+            if (path.parent / "args.json").is_file() and "web_ui" not in path.relative_to(root).parts]
     return sorted(runs, key=lambda run: (run / "args.json").stat().st_mtime, reverse=True)[:limit]
 
 
@@ -53,11 +53,12 @@ def curve_rows(run_dir: Path | None) -> dict[str, list[tuple[int, float]]]:
     return curves
 
 
-def curve_frame(run_dir: Path | None, name: str) -> Any:
-    """One curve as the table gradio's line plot takes."""
+def curve_frames(run_dir: Path | None) -> list[Any]:
+    """Each curve as the table gradio's line plot takes, from one read of logging.jsonl."""
     import pandas as pd
 
-    return pd.DataFrame(curve_rows(run_dir)[name], columns=["step", name])
+    rows = curve_rows(run_dir)
+    return [pd.DataFrame(rows[name], columns=["step", name]) for name in CURVES]
 
 
 def checkpoints(run_dir: Path) -> list[Path]:

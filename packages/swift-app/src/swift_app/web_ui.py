@@ -35,6 +35,8 @@ TRAINING = ("sft", "pt", "rlhf")
 # A tab's one-line note on what it cannot do yet.
 NOTES = {"rlhf": "PPO and GRPO (online RL) are not available yet; DPO, ORPO, SimPO, CPO, KTO and reward models are."}
 REFRESH_SECONDS = 2.0
+# Seconds a model may take to load for the infer tab's chat before its deployment is taken for stuck.
+CHAT_LOAD_TIMEOUT = 1800.0
 
 
 def run_web_ui(invocation: Invocation) -> int:
@@ -51,25 +53,35 @@ def run_web_ui(invocation: Invocation) -> int:
 
 
 class ChatDeployment:
-    """The infer tab's `swift deploy` child: one at a time, replaced when another model is loaded."""
+    """The infer tab's `swift deploy` child: one at a time, replaced when another model is loaded.
+
+    Loading and unloading run on one thread of their own, in turn: gradio's worker threads retire when idle,
+    and a child started from one would be ended with it (PR_SET_PDEATHSIG follows the starting thread)."""
 
     def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.deployment: Any = None
         self.endpoint: Endpoint | None = None
+        self.system: str | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="swift-web-ui-chat")
 
     def load(self, argv: list[str]) -> Endpoint:
-        from swift_infer.local_deployment import check_model, local_deployment
+        return self._thread.submit(self._load, argv).result()
+
+    def _load(self, argv: list[str]) -> Endpoint:
+        from swift_data.templates.encode import read_system
+        from swift_infer.local_deployment import check_model, local_deployment, temporary_log
 
         deploy = parse_args("deploy", argv, warn=lambda message: None)
         check_model(deploy.args)
-        self.stop()
-        import tempfile
-
-        log = Path(tempfile.mkstemp(prefix="swift-web-ui-chat-", suffix=".log")[1])
-        deployment = local_deployment(argv, None, None, None, log, deploy.args.shutdown_timeout)
-        deployment.start(timeout=1800)
+        self._stop()
+        deployment = local_deployment(argv, None, None, None, temporary_log("swift-web-ui-chat-"),
+                                      deploy.args.shutdown_timeout)
+        deployment.start(CHAT_LOAD_TIMEOUT, timeout_argument=None)
         self.deployment = deployment
         self.endpoint = Endpoint(deployment.url, deployment.api_key, deploy.args.served_model_name)
+        self.system = read_system(deploy.args.system)  # --system, or the checkpoint's args.json's
         return self.endpoint
 
     def current(self) -> Endpoint | None:
@@ -78,9 +90,12 @@ class ChatDeployment:
         return self.endpoint
 
     def stop(self) -> None:
+        self._thread.submit(self._stop).result()
+
+    def _stop(self) -> None:
         if self.deployment is not None:
             self.deployment.stop()
-        self.deployment, self.endpoint = None, None
+        self.deployment, self.endpoint, self.system = None, None, None
 
 
 def command_argv(form: CommandForm, values: list[Any], output_dir: str) -> list[str]:
@@ -140,16 +155,17 @@ def command_tab(command: str, args: Any, store: JobStore, text: dict[str, str]) 
     gr.Markdown(COMMANDS[command].summary + (f" {NOTES[command]}" if command in NOTES else ""),
                 elem_id=f"{command}-summary")
     form = build_form(command, args.lang)
-    preview = gr.Code(language="shell", label=text["command_preview"], interactive=False,
-                      elem_id=f"{command}-command", lines=2)
+
+    def line(*values: Any) -> str:
+        return shlex.join(["swift", command, *command_argv(form, list(values), args.output_dir)])
+
+    preview = gr.Code(line(*(widget.initial for widget in form.widgets)), language="shell",
+                      label=text["command_preview"], interactive=False, elem_id=f"{command}-command", lines=2)
     with gr.Row():
         check = gr.Button(text["check"], elem_id=f"{command}-check")
         start = gr.Button(text["start"], variant="primary", elem_id=f"{command}-start")
     message = gr.Markdown(elem_id=f"{command}-message")
     started_job = gr.State(None)
-
-    def line(*values: Any) -> str:
-        return shlex.join(["swift", command, *command_argv(form, list(values), args.output_dir)])
 
     def verdict(*values: Any) -> str:
         problems = check_command(command, command_argv(form, list(values), args.output_dir))
@@ -165,8 +181,6 @@ def command_tab(command: str, args: Any, store: JobStore, text: dict[str, str]) 
 
     gr.on([component.change for component in form.components], line, form.components, preview, queue=False,
           show_progress="hidden")
-    preview.value = shlex.join(["swift", command, *command_argv(form, [w.initial for w in form.widgets],
-                                                                 args.output_dir)])
     check.click(verdict, form.components, message)
     return form, start.click(begin, form.components, [message, started_job]), started_job
 
@@ -183,30 +197,29 @@ def chat_tab_part(form: CommandForm, chat: ChatDeployment, args: Any, text: dict
         load = gr.Button(text["chat_start"], elem_id="infer-chat-load")
         unload = gr.Button(text["chat_stop"], elem_id="infer-chat-unload")
     status = gr.Markdown(elem_id="infer-chat-status")
+    panel = chat_panel(chat.current, GenerationDefaults(), None, args.lang)
 
     def load_model(*values: Any) -> Any:
-        argv = form.argv(list(values))
-        yield text["chat_loading"]
+        yield text["chat_loading"], gr.skip(), gr.skip()
         try:
-            endpoint = chat.load(argv)
+            endpoint = chat.load(form.argv(list(values)))
         except ArgumentError as exc:
-            yield _problems("infer", list(exc.problems))
+            yield _problems("infer", list(exc.problems)), gr.skip(), gr.skip()
             return
-        except Exception as exc:  # the deployment exited: its last lines say why
-            yield f"❌ {exc}"
+        except Exception as exc:  # the deployment exited or never answered: its last lines say why
+            yield f"❌ {exc}", gr.skip(), gr.skip()
             return
-        yield f"{text['chat_ready']} `{endpoint.model}`"
+        yield f"{text['chat_ready']} `{endpoint.model}`", chat.system or "", []  # a new model: a new conversation
 
-    load.click(load_model, form.components, status)
+    load.click(load_model, form.components, [status, panel.system, panel.chatbot])
     unload.click(lambda: (chat.stop(), "")[1], None, status)
-    chat_panel(chat.current, GenerationDefaults(), None, args.lang)
 
 
 def _job_choices(store: JobStore, selected: str | None = None) -> Any:
     import gradio as gr
 
     jobs = store.jobs()
-    choices = [job.id for job in jobs]  # its status is shown beside it, kept current
+    choices = [job.id for job in jobs]  # (no status in the name: the status line below it is kept current)
     if selected is None and jobs:
         running = [job for job in jobs if store.status(job) == "running"]
         selected = (running or jobs)[0].id
@@ -260,7 +273,7 @@ def curve_plots(text: dict[str, str], prefix: str) -> list[Any]:
 
 
 def _curves(run_dir: Path | None) -> list[Any]:
-    return [runs.curve_frame(run_dir, name) for name in runs.CURVES]
+    return runs.curve_frames(run_dir)
 
 
 def runs_tab(page: Any, args: Any, forms: dict[str, CommandForm], tabs: Any, text: dict[str, str]) -> None:
@@ -343,6 +356,7 @@ def _typed_like(form: CommandForm, arguments: dict[str, Any]) -> dict[str, Any]:
     the SwanLab name from --output_dir), which typed would mean something else or be refused."""
     from swift_args.resolve import build_args
 
+    arguments = _as_typed_before_the_run(arguments)
     typed = {widget.spec.name: arguments[widget.spec.name] for widget in form.widgets
              if widget.spec.name in arguments and arguments[widget.spec.name] != widget.spec.default}
     for name in list(typed):
@@ -354,3 +368,17 @@ def _typed_like(form: CommandForm, arguments: dict[str, Any]) -> dict[str, Any]:
         if derived == typed[name]:
             del typed[name]
     return typed
+
+
+def _as_typed_before_the_run(arguments: dict[str, Any]) -> dict[str, Any]:
+    """args.json as the command saw it before its run directory existed: the run records that directory as
+    --output_dir (its parent was the one given, vN-<time> added) and the tensorboard directory inside it."""
+    import re
+
+    arguments = dict(arguments)
+    run_dir = Path(str(arguments.get("output_dir") or ""))
+    if arguments.get("add_version", True) and re.fullmatch(r"v\d+-\d{8}-\d{6}", run_dir.name):
+        arguments["output_dir"] = str(run_dir.parent)
+    if arguments.get("logging_dir") == str(run_dir / "runs"):
+        arguments["logging_dir"] = None
+    return arguments

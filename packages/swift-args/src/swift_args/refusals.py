@@ -120,16 +120,17 @@ class Refusal:
 
 def problems(command: str, args: Any, typed: set[str]) -> list[str]:
     """One line per refused argument the user set for `command`."""
-    found = []
+    found, named = [], set()
     for refusal in REFUSALS:
         if command not in refusal.commands:
             continue
         # The field to name: the first one the user typed, else the first (an environment variable set it).
         names = sorted(refusal.fields, key=lambda name: name not in typed)
         for name in names:
-            if hasattr(args, name) and refusal.fires(name, args, typed):
+            if name not in named and hasattr(args, name) and refusal.fires(name, args, typed):
                 why = refusal.why(args) if callable(refusal.why) else refusal.why
                 found.append(f"--{name} {_shown(getattr(args, name))}: {why}")
+                named.add(name)  # one line per argument: the first reason is enough
                 break  # one line per entry: its fields share one reason
     return found
 

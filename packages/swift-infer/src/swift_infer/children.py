@@ -24,7 +24,8 @@ PR_SET_PDEATHSIG = 1
 def start(argv: list[str], log: Path, env: dict[str, str] | None = None, die_with_parent: bool = True,
           cwd: Path | None = None) -> subprocess.Popen:
     """Start `argv` with its output appended to `log`, in a session of its own, ended when we die (unless
-    `die_with_parent` is False)."""
+    `die_with_parent` is False). Linux's "we" is the calling thread: start a child that must outlive a worker
+    thread (gradio runs handlers in threads it retires when idle) from a thread that lives as long as it should."""
     parent = os.getpid()
     with open(log, "ab") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -50,7 +51,8 @@ def stop_group(group: int, grace: float, alive: Callable[[], bool]) -> None:
     deadline = time.monotonic() + grace
     while alive() and time.monotonic() < deadline:
         time.sleep(0.2)
-    _signal(group, signal.SIGKILL)
+    if alive():  # (never to a group that has ended: its id could belong to another one by now)
+        _signal(group, signal.SIGKILL)
 
 
 def stop(process: subprocess.Popen | None, grace: float) -> None:

@@ -43,20 +43,29 @@ class LocalDeployment:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"http://{host}:{self.port}/v1"
 
-    def start(self, timeout: float) -> None:
+    def start(self, timeout: float, timeout_argument: str | None = "--deploy_timeout") -> None:
+        """Start the server and wait for its /health; a server that does not come up is stopped, not left behind.
+
+        Call it from a thread that lives as long as the deployment should (the main thread, or one kept for
+        the purpose): Linux ends the child when the thread that started it exits (PR_SET_PDEATHSIG)."""
         command = [sys.executable, "-m", "swift_args.cli", "deploy", *self.argv, "--host", self.host,
                    "--port", str(self.port), "--api_key", self.api_key]
         self.process = children.start(command, self.log)
         deadline = time.monotonic() + timeout
-        while True:
-            self.check("while starting")  # first: a /health answer from another server on the port proves nothing
-            if self._healthy():
-                self.check("while starting")
-                return
-            if time.monotonic() > deadline:
-                raise RunStopped(f"the local deployment did not answer within --deploy_timeout {timeout:g}s; raise "
-                                 f"it for a large model (its log: {self.log})")
-            time.sleep(0.5)
+        try:
+            while True:
+                self.check("while starting")  # first: a /health answer from another server on the port proves nothing
+                if self._healthy():
+                    self.check("while starting")
+                    return
+                if time.monotonic() > deadline:
+                    advice = (f"{timeout_argument} {timeout:g}s; raise it for a large model" if timeout_argument
+                              else f"{timeout:g}s")
+                    raise RunStopped(f"the local deployment did not answer within {advice} (its log: {self.log})")
+                time.sleep(0.5)
+        except BaseException:
+            self.stop()
+            raise
 
     def _healthy(self) -> bool:
         try:
@@ -119,6 +128,16 @@ def models_at(url: str, api_key: str | None, argument: str) -> list[str]:
         raise ArgumentError(f"{argument} {url}: cannot reach it ({reason}); start the server first (the URL ends in "
                             f"/v1), or drop {argument} to deploy --model locally") from None
     return [m["id"] for m in body.get("data", []) if isinstance(m, dict) and "id" in m]
+
+
+def temporary_log(prefix: str) -> Path:
+    """A new, empty log file in the system's temporary directory (a page's deployment leaves nothing in the cwd)."""
+    import os
+    import tempfile
+
+    handle, name = tempfile.mkstemp(prefix=prefix, suffix=".log")
+    os.close(handle)
+    return Path(name)
 
 
 def deploy_argv(argv: list[str], command: str, leave_out: set[str]) -> list[str]:

@@ -152,7 +152,9 @@ class AppArguments(DeployArguments, WebServerArguments):
 
     base_url: str | None = arg(None, help="URL of an existing deployment, e.g. http://localhost:8000/v1. None: deploy locally.")
     studio_title: str | None = arg(None, help="Title of the app. None: the model name.")
-    is_multimodal: bool | None = arg(None, help="Launch the multimodal app. None: decided by the model.")
+    is_multimodal: bool | None = arg(
+        None, help="Launch the multimodal app (image upload). None: decided by the model; every model this release "
+        "loads is text-only, so pass true for a multimodal --base_url server.")
     lang: Literal["zh", "en"] = arg("en", help="Language of the app.")
 
     def _resolve(self, passed: set[str]) -> None:
