@@ -69,6 +69,17 @@ def test_chat_with_smollm2_in_the_browser(tmp_path: Path) -> None:
             screenshot(driver, "app-2-answered")
             assert len(seen) <= len(answer)  # it grew: streamed, not shown at once at the end
 
+            # Stop ends a long answer where it is: it grows no more.
+            set_text(driver, "max_new_tokens", "400")
+            set_text(driver, "message", "Write a long story about a dragon.")
+            click(driver, "send")
+            wait_until(lambda: len(last_answer(driver)) > 40, 120, "the story streaming", driver)
+            click(driver, "stop")
+            time.sleep(1)
+            stopped_at = last_answer(driver)
+            time.sleep(3)
+            assert last_answer(driver) == stopped_at and len(stopped_at) < 1500
+
             set_text(driver, "system", "You are a pirate. Always answer in one short sentence and say Arr.")
             click(driver, "clear")
             wait_until(lambda: not user_messages(driver), 30, "the chat cleared", driver)
