@@ -47,7 +47,7 @@ def user_messages(driver) -> list[str]:
 
 
 @needs_browser
-@pytest.mark.slow
+@pytest.mark.browser
 def test_chat_with_smollm2_in_the_browser(tmp_path: Path) -> None:
     """Load the page, ask SmolLM2 for the capital of France and watch "Paris" stream in; then a new system
     prompt, clear, and a second answer that follows it."""
@@ -121,3 +121,32 @@ def test_app_refuses_a_port_in_use_before_loading(tmp_path: Path) -> None:
         result = run_swift("app", "--model", "SmolLM2-135M-Instruct", "--server_name", "127.0.0.1", "--server_port",
                            str(port), cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and f"--server_port {port}: cannot listen there" in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_app_chats_with_another_server_through_base_url(tmp_path: Path, tiny_chat_model: Path) -> None:
+    """--base_url: the server is asked for its models with --api_key; the page names the model it serves, and a
+    wrong key is one line before any page starts."""
+    import json
+    import urllib.request
+
+    from swift_infer.local_deployment import local_deployment
+
+    server = local_deployment(["--model", str(tiny_chat_model), "--served_model_name", "tiny"], None, None, "k3y",
+                              tmp_path / "deploy.log", 5.0)
+    server.start(300)
+    try:
+        wrong = run_swift("app", "--base_url", server.url, "--api_key", "nope", "--server_port", str(free_port()),
+                          cwd=tmp_path, timeout=120)
+        assert wrong.returncode == 2 and "refused the key (401); pass the server's key with --api_key" in wrong.stderr
+        log = tmp_path / "app.log"
+        process, url = start_app("--base_url", server.url, "--api_key", "k3y", "--system", "Be brief.", log=log)
+        try:
+            wait_for_page(url, process, log)
+            config = json.dumps(json.loads(urllib.request.urlopen(url + "config").read()))
+            assert "# tiny" in config and server.url in config and "Be brief." in config
+        finally:
+            stop_app(process)
+    finally:
+        server.stop()
+    assert "Traceback" not in log.read_text()

@@ -93,7 +93,7 @@ def command_shown(driver, command: str) -> str:
 
 
 @needs_browser
-@pytest.mark.slow
+@pytest.mark.browser
 def test_train_follow_stop_and_chat_in_the_web_ui(tmp_path: Path) -> None:
     log = tmp_path / "web-ui.log"
     process, url = start_web_ui(tmp_path, log)
