@@ -9,7 +9,17 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import browser, by_id, click, free_port, needs_browser, screenshot, set_text, wait_for_page, wait_until
+from browser import (
+    browser,
+    by_id,
+    click,
+    free_port,
+    needs_browser,
+    screenshot,
+    set_text,
+    wait_for_page,
+    wait_until,
+)
 from swift_e2e import SWIFT, run_swift
 
 

@@ -12,8 +12,18 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import (browser, by_id, click, free_port, needs_browser, screenshot, set_text, text_input, wait_for_page,
-                     wait_until)
+from browser import (
+    browser,
+    by_id,
+    click,
+    free_port,
+    needs_browser,
+    screenshot,
+    set_text,
+    text_input,
+    wait_for_page,
+    wait_until,
+)
 from swift_app.jobs import JobStore
 from swift_e2e import SWIFT, run_swift
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from swift_app.forms import CommandForm, build_form
+from swift_app.web_ui import TABS, check_command, command_argv
 from swift_args import parse_args
 from swift_args.commands import COMMANDS
 from swift_args.fields import specs
 from swift_args.refusals import refused_fields
-
-from swift_app.forms import CommandForm, build_form
-from swift_app.web_ui import TABS, check_command, command_argv
 
 REQUIRED = {"export": ["--adapters", "a", "--merge_lora", "true"], "eval": ["--model", "m"],
             "sample": ["--model", "m", "--dataset", "d.jsonl"]}
@@ -84,9 +83,8 @@ def test_each_form_at_its_defaults_is_a_valid_command(command: str) -> None:
 
 def test_resuming_a_run_fills_its_tab_with_the_runs_own_command(tmp_path) -> None:
     import gradio as gr
-    from swift_args.run_dir import start_run
-
     from swift_app.web_ui import TRAINING, _resumer
+    from swift_args.run_dir import start_run
 
     typed = ["--model", "SmolLM2-135M-Instruct", "--dataset", "self-cognition#20", "--lora_rank", "4",
              "--learning_rate", "3e-4", "--max_steps", "5", "--output_dir", str(tmp_path / "out")]

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from swift_args import parse_args
-
 from swift_app.app import build_page
 from swift_app.chat import Endpoint, GenerationDefaults, openai_messages, request_options
 from swift_app.labels import LABELS, labels
+from swift_args import parse_args
 
 
 def test_every_label_has_both_languages() -> None:
@@ -73,8 +72,7 @@ def test_a_multimodal_page_takes_images_and_says_what_answers_them() -> None:
 
 
 def test_every_argument_group_has_a_chinese_title() -> None:
-    from swift_args.help import GROUP_TITLES
-
     from swift_app.labels import GROUP_TITLES_ZH
+    from swift_args.help import GROUP_TITLES
 
     assert set(GROUP_TITLES_ZH) == set(GROUP_TITLES)

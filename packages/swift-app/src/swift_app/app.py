@@ -17,8 +17,14 @@ import sys
 from typing import Any
 
 from swift_args import ArgumentError, Invocation
-from swift_infer.local_deployment import (LocalDeployment, check_model, deploy_argv, local_deployment, models_at,
-                                         temporary_log)
+from swift_infer.local_deployment import (
+    LocalDeployment,
+    check_model,
+    deploy_argv,
+    local_deployment,
+    models_at,
+    temporary_log,
+)
 
 from swift_app.chat import Endpoint, GenerationDefaults, chat_panel
 from swift_app.labels import labels

@@ -93,10 +93,9 @@ def build_form(command: str, lang: str) -> CommandForm:
               for name, members in grouped_specs(COMMANDS[command].schema).items()}
     main = [spec for members in groups.values() for spec in members if is_main(spec)]
     main.sort(key=lambda spec: ALWAYS_MAIN.index(spec.name) if spec.name in ALWAYS_MAIN else len(ALWAYS_MAIN))
-    with gr.Group():
-        with gr.Row(equal_height=False):
-            for spec in main:
-                form.widgets.append(_widget(command, spec))
+    with gr.Group(), gr.Row(equal_height=False):
+        for spec in main:
+            form.widgets.append(_widget(command, spec))
     for name, members in groups.items():
         rest = [spec for spec in members if not is_main(spec)]
         if not rest:

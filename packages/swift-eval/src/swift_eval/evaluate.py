@@ -26,10 +26,10 @@ from typing import Any
 
 from swift_args import ArgumentError, Invocation, RunStopped
 from swift_args.run_dir import check_writable_dir
-
-from swift_eval import backends
 from swift_infer import children
 from swift_infer.local_deployment import LocalDeployment, port_free
+
+from swift_eval import backends
 from swift_eval.eval_sets import EvalSet
 from swift_eval.progress import PredictionCounter
 from swift_eval.results import append_to_checkpoint, read_scores, score_table

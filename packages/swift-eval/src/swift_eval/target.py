@@ -13,7 +13,13 @@ from typing import Any
 
 from swift_args import ArgumentError, Invocation
 from swift_args.adapters import adapter_path
-from swift_infer.local_deployment import LocalDeployment, check_model, deploy_argv, local_deployment, models_at
+from swift_infer.local_deployment import (
+    LocalDeployment,
+    check_model,
+    deploy_argv,
+    local_deployment,
+    models_at,
+)
 
 # What eval reads itself, and what every request carries (so that --eval_url gets the same settings): not
 # passed to the deployment. host, port, api_key and the batch size are passed as eval decides them.
