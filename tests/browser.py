@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
+import signal
 import subprocess
 import time
 import urllib.request
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from swift_e2e import SWIFT, free_port
 
 SCREENSHOTS = Path(os.environ.get("SWIFT_SCREENSHOTS", "/tmp/swift-screenshots"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -28,10 +29,28 @@ needs_browser = pytest.mark.skipif(
     reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run does)")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def start_page(command: str, *args: str, log: Path, cwd: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """`swift app` or `swift web-ui` on loopback at a free port, its output appended to `log`; its URL."""
+    port = free_port()
+    address = [] if "--server_name" in args else ["--server_name", "127.0.0.1"]
+    with open(log, "ab") as out:
+        process = subprocess.Popen([SWIFT, command, *args, *address, "--server_port", str(port)],
+                                   cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    return process, f"http://127.0.0.1:{port}/"
+
+
+def stop_page(process: subprocess.Popen) -> int:
+    """Ctrl-C, as a user stops it; whatever of its session is left after a minute is killed. Its exit code."""
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(timeout=60)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
 
 
 def wait_for_page(url: str, process: subprocess.Popen, log: Path, timeout: float = 600) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -17,30 +14,12 @@ from browser import (
     needs_browser,
     screenshot,
     set_text,
+    start_page,
+    stop_page,
     wait_for_page,
     wait_until,
 )
-from swift_e2e import SWIFT, run_swift
-
-
-def start_app(*args: str, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    with open(log, "wb") as out:
-        process = subprocess.Popen([SWIFT, "app", *args, "--server_name", "127.0.0.1", "--server_port", str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-    return process, f"http://127.0.0.1:{port}/"
-
-
-def stop_app(process: subprocess.Popen) -> int:
-    process.send_signal(signal.SIGINT)
-    try:
-        return process.wait(timeout=60)
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+from swift_e2e import run_swift
 
 
 def last_answer(driver) -> str:
@@ -62,7 +41,7 @@ def test_chat_with_smollm2_in_the_browser(tmp_path: Path) -> None:
     """Load the page, ask SmolLM2 for the capital of France and watch "Paris" stream in; then a new system
     prompt, clear, and a second answer that follows it."""
     log = tmp_path / "app.log"
-    process, url = start_app("--model", "SmolLM2-135M-Instruct", "--temperature", "0", "--max_new_tokens", "40",
+    process, url = start_page("app", "--model", "SmolLM2-135M-Instruct", "--temperature", "0", "--max_new_tokens", "40",
                              log=log)
     try:
         wait_for_page(url, process, log)
@@ -100,7 +79,7 @@ def test_chat_with_smollm2_in_the_browser(tmp_path: Path) -> None:
             screenshot(driver, "app-3-system-prompt")
             assert len(user_messages(driver)) == 1  # the conversation started over
     finally:
-        assert stop_app(process) in (0, -2, 130), log.read_text()[-3000:]
+        assert stop_page(process) in (0, -2, 130), log.read_text()[-3000:]
     assert "Traceback" not in log.read_text()
 
 
@@ -142,21 +121,21 @@ def test_app_chats_with_another_server_through_base_url(tmp_path: Path, tiny_cha
 
     from swift_infer.local_deployment import local_deployment
 
-    server = local_deployment(["--model", str(tiny_chat_model), "--served_model_name", "tiny"], None, None, "k3y",
-                              tmp_path / "deploy.log", 5.0)
+    server, _ = local_deployment(["--model", str(tiny_chat_model), "--served_model_name", "tiny",
+                                  "--shutdown_timeout", "5"], None, None, "k3y", tmp_path / "deploy.log")
     server.start(300)
     try:
         wrong = run_swift("app", "--base_url", server.url, "--api_key", "nope", "--server_port", str(free_port()),
                           cwd=tmp_path, timeout=120)
         assert wrong.returncode == 2 and "refused the key (401); pass the server's key with --api_key" in wrong.stderr
         log = tmp_path / "app.log"
-        process, url = start_app("--base_url", server.url, "--api_key", "k3y", "--system", "Be brief.", log=log)
+        process, url = start_page("app", "--base_url", server.url, "--api_key", "k3y", "--system", "Be brief.", log=log)
         try:
             wait_for_page(url, process, log)
             config = json.dumps(json.loads(urllib.request.urlopen(url + "config").read()))
             assert "# tiny" in config and server.url in config and "Be brief." in config
         finally:
-            stop_app(process)
+            stop_page(process)
     finally:
         server.stop()
     assert "Traceback" not in log.read_text()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -20,30 +19,18 @@ from browser import (
     needs_browser,
     screenshot,
     set_text,
+    start_page,
+    stop_page,
     text_input,
     wait_for_page,
     wait_until,
 )
 from swift_app.jobs import JobStore
-from swift_e2e import SWIFT, run_swift
+from swift_e2e import run_swift
 
 
 def start_web_ui(home: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    with open(log, "ab") as out:
-        process = subprocess.Popen([SWIFT, "web-ui", "--server_port", str(port), "--lang", "en", *extra], cwd=home,
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-    return process, f"http://127.0.0.1:{port}/"
-
-
-def stop_web_ui(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    return start_page("web-ui", "--lang", "en", *extra, log=log, cwd=home)
 
 
 def job_records(home: Path) -> list[dict]:
@@ -142,7 +129,7 @@ def test_train_follow_stop_and_chat_in_the_web_ui(tmp_path: Path) -> None:
             # A reload, and a restart of the web UI itself, list the job with its log.
             for restart in (False, True):
                 if restart:
-                    stop_web_ui(process)
+                    stop_page(process)
                     process, url = start_web_ui(tmp_path, log)
                     wait_for_page(url, process, log)
                     driver.get(url)
@@ -198,7 +185,7 @@ def test_train_follow_stop_and_chat_in_the_web_ui(tmp_path: Path) -> None:
             wait_until(lambda: _bot_text(driver).strip() == expected, 180, f"the answer {expected!r}", driver)
             screenshot(driver, "web-ui-6-infer-chat")
     finally:
-        stop_web_ui(process)
+        stop_page(process)
     assert "Traceback" not in log.read_text(), log.read_text()[-4000:]
     # The chat's deployment went with the web UI; no job is left running.
     assert not [pid for job in job_records(tmp_path) for pid in processes_naming(job["id"])]
@@ -219,21 +206,14 @@ def test_stopping_a_server_job_ends_its_process_group(tmp_path: Path, tiny_chat_
         port = probe.getsockname()[1]
     store = JobStore(tmp_path / "output")
     job = store.start("deploy", ["--model", str(tiny_chat_model), "--host", "127.0.0.1", "--port", str(port)])
-    wait_for(lambda: "swift deploy: serving" in store.read_log(job.id), 300)
+    wait_until(lambda: "swift deploy: serving" in store.read_log(job.id), 300, "the server up")
     job = JobStore(tmp_path / "output").load(job.id)
     assert store.status(job) == "running" and group_alive(job.pid)
 
     JobStore(tmp_path / "output").stop(job.id)  # from a store that did not start it
     assert store.status(job) == "stopped"
-    wait_for(lambda: not group_alive(job.pid), 30)
+    wait_until(lambda: not group_alive(job.pid), 30, "its process group gone")
     assert f"job {job.id} stopped" in store.tail(job.id)
-
-
-def wait_for(condition, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -269,5 +249,5 @@ def test_an_exposed_console_asks_for_the_login_from_its_auth_file(tmp_path: Path
         opener.open(url + "login", urllib.parse.urlencode({"username": "alice", "password": "s3cret"}).encode())
         assert opener.open(url + "config", timeout=10).status == 200
     finally:
-        stop_web_ui(process)
+        stop_page(process)
     assert "s3cret" not in log.read_text()

@@ -18,14 +18,6 @@ def wait_for(condition, timeout: float = 120):
     raise AssertionError("timed out")
 
 
-def group_alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def test_a_finished_and_a_failed_job_are_read_back_by_a_new_store(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     store = JobStore(tmp_path / "output")

@@ -19,7 +19,6 @@ from typing import Any
 from swift_args import ArgumentError, Invocation
 from swift_infer.local_deployment import (
     LocalDeployment,
-    check_model,
     deploy_argv,
     local_deployment,
     models_at,
@@ -73,20 +72,16 @@ def _remote(args: Any) -> tuple[None, Endpoint, str | None]:
 
 def _local(invocation: Invocation) -> tuple[LocalDeployment, Endpoint, str | None]:
     """The deployment the page talks to, its arguments checked as `swift deploy` checks them, before it starts."""
-    from swift_args import parse_args
     from swift_data.templates.encode import read_system
 
-    args = invocation.args
-    argv = deploy_argv(invocation.argv, "app", APP_ONLY | PER_REQUEST | SET_BY_APP)
-    deploy = parse_args("deploy", argv, warn=lambda message: None)  # its warnings were printed for app already
-    check_model(deploy.args)
-    passed = invocation.passed
-    deployment = local_deployment(argv, args.host if "host" in passed else None,
-                                  args.port if "port" in passed else None, args.api_key,
-                                  temporary_log("swift-app-deploy-"), args.shutdown_timeout)
-    endpoint = Endpoint(deployment.url, deployment.api_key, deploy.args.served_model_name)
+    args, passed = invocation.args, invocation.passed
+    deployment, deploy_args = local_deployment(deploy_argv(invocation.argv, "app", APP_ONLY | PER_REQUEST | SET_BY_APP),
+                                               args.host if "host" in passed else None,
+                                               args.port if "port" in passed else None, args.api_key,
+                                               temporary_log("swift-app-deploy-"))
+    endpoint = Endpoint(deployment.url, deployment.api_key, deploy_args.served_model_name)
     # The page's starting system prompt: --system, else the one the checkpoint's args.json recorded.
-    return deployment, endpoint, read_system(deploy.args.system)
+    return deployment, endpoint, read_system(deploy_args.system)
 
 
 def build_page(endpoint: Endpoint, args: Any, typed: set[str], system: str | None,

@@ -39,11 +39,7 @@ def check_address(server_name: str, server_port: int) -> None:
     """One line now if the page cannot listen there (the port taken, the address not this machine's)."""
     from swift_infer.deploy import check_can_listen
 
-    try:
-        check_can_listen(server_name, server_port)
-    except ArgumentError as exc:
-        raise ArgumentError([p.replace("--host", "--server_name").replace("--port", "--server_port")
-                             for p in exc.problems]) from None
+    check_can_listen(server_name, server_port, names=("--server_name", "--server_port"))
 
 
 def serve(page: Any, args: Any, auth: tuple[str, str] | None, command: str) -> None:

@@ -71,17 +71,14 @@ class ChatDeployment:
 
     def _load(self, argv: list[str]) -> Endpoint:
         from swift_data.templates.encode import read_system
-        from swift_infer.local_deployment import check_model, local_deployment, temporary_log
+        from swift_infer.local_deployment import local_deployment, temporary_log
 
-        deploy = parse_args("deploy", argv, warn=lambda message: None)
-        check_model(deploy.args)
+        deployment, deploy_args = local_deployment(argv, None, None, None, temporary_log("swift-web-ui-chat-"))
         self._stop()
-        deployment = local_deployment(argv, None, None, None, temporary_log("swift-web-ui-chat-"),
-                                      deploy.args.shutdown_timeout)
         deployment.start(CHAT_LOAD_TIMEOUT, timeout_argument=None)
         self.deployment = deployment
-        self.endpoint = Endpoint(deployment.url, deployment.api_key, deploy.args.served_model_name)
-        self.system = read_system(deploy.args.system)  # --system, or the checkpoint's args.json's
+        self.endpoint = Endpoint(deployment.url, deployment.api_key, deploy_args.served_model_name)
+        self.system = read_system(deploy_args.system)  # --system, or the checkpoint's args.json's
         return self.endpoint
 
     def current(self) -> Endpoint | None:

@@ -23,9 +23,7 @@ ENTRY_POINT_GROUP = "swift.commands"
 
 @dataclass(frozen=True)
 class Command:
-    """One `swift` command.
-
-    """
+    """One `swift` command: its name, argument schema, the package that implements it, and a summary."""
 
     name: str
     schema: type

@@ -13,13 +13,7 @@ from typing import Any
 
 from swift_args import ArgumentError, Invocation
 from swift_args.adapters import adapter_path
-from swift_infer.local_deployment import (
-    LocalDeployment,
-    check_model,
-    deploy_argv,
-    local_deployment,
-    models_at,
-)
+from swift_infer.local_deployment import LocalDeployment, deploy_argv, local_deployment, models_at
 
 # What eval reads itself, and what every request carries (so that --eval_url gets the same settings): not
 # passed to the deployment. host, port, api_key and the batch size are passed as eval decides them.
@@ -49,16 +43,12 @@ class Target:
 
 
 def local_target(invocation: Invocation) -> Target:
-    from swift_args import parse_args
-
     args = invocation.args
-    argv = deployment_argv(invocation)
-    deploy = parse_args("deploy", argv, warn=lambda message: None)  # its warnings were printed for eval already
-    check_model(deploy.args)
-    served = deploy.args.served_model_name
-    deployment = local_deployment(argv, args.host if "host" in invocation.passed else None,
-                                  args.port if "port" in invocation.passed else None,
-                                  args.api_key, Path("deploy.log"), args.shutdown_timeout)
+    deployment, deploy_args = local_deployment(deployment_argv(invocation),
+                                               args.host if "host" in invocation.passed else None,
+                                               args.port if "port" in invocation.passed else None,
+                                               args.api_key, Path("deploy.log"))  # the log: set once the run's is known
+    served = deploy_args.served_model_name
     checkpoint = _checkpoint(args)
     model_id = f"{served}-{checkpoint.name}" if args.adapters and checkpoint else served
     what = f"{args.adapters[0]} on {args.model}" if args.adapters else str(args.model)

@@ -21,15 +21,15 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 
 
-def start(argv: list[str], log: Path, env: dict[str, str] | None = None, die_with_parent: bool = True,
-          cwd: Path | None = None) -> subprocess.Popen:
+def start(argv: list[str], log: Path, env: dict[str, str] | None = None,
+          die_with_parent: bool = True) -> subprocess.Popen:
     """Start `argv` with its output appended to `log`, in a session of its own, ended when we die (unless
     `die_with_parent` is False). Linux's "we" is the calling thread: start a child that must outlive a worker
     thread (gradio runs handlers in threads it retires when idle) from a thread that lives as long as it should."""
     parent = os.getpid()
     with open(log, "ab") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env={**os.environ, **(env or {})}, cwd=cwd,
+                                start_new_session=True, env={**os.environ, **(env or {})},
                                 preexec_fn=(lambda: _die_with(parent)) if die_with_parent else None)
 
 

@@ -469,22 +469,24 @@ def _lifespan(server: Server) -> Any:
     return lifespan
 
 
-def check_can_listen(host: str, port: int) -> None:
-    """--host resolves and --port is free there (another server may still take it before uvicorn does)."""
+def check_can_listen(host: str, port: int, names: tuple[str, str] = ("--host", "--port")) -> None:
+    """--host resolves and --port is free there (another server may still take it before uvicorn does). `names`:
+    the two arguments as the calling command calls them."""
+    host_arg, port_arg = names
     import socket
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise ArgumentError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+        raise ArgumentError(f"{host_arg} {host}: not an address of this machine ({exc.strerror})") from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
             probe.bind(address)
         except OSError as exc:
-            raise ArgumentError(f"--host {host} --port {port}: cannot listen there ({exc.strerror}); "
-                                "choose another --port or stop the server that holds it") from None
+            raise ArgumentError(f"{host_arg} {host} {port_arg} {port}: cannot listen there ({exc.strerror}); "
+                                f"choose another {port_arg} or stop the server that holds it") from None
 
 
 def run_deploy(invocation: Invocation) -> int:

@@ -162,15 +162,22 @@ def deploy_argv(argv: list[str], command: str, leave_out: set[str]) -> list[str]
     return kept
 
 
-def local_deployment(argv: list[str], host: str | None, port: int | None, api_key: str | None, log: Path,
-                     shutdown_timeout: float) -> LocalDeployment:
-    """The deployment's address: loopback at a free port unless --host / --port say otherwise (then checked now)."""
+def local_deployment(argv: list[str], host: str | None, port: int | None, api_key: str | None,
+                     log: Path) -> tuple[LocalDeployment, Any]:
+    """`swift deploy <argv>`, checked as swift deploy checks it (its arguments, the model, each adapter against it)
+    and ready to start, with the arguments it parsed to. Its address: loopback at a free port unless --host /
+    --port say otherwise (then checked now)."""
+    from swift_args import parse_args
+
+    deploy = parse_args("deploy", argv, warn=lambda message: None)  # the caller printed the warnings already
+    check_model(deploy.args)
     if port is not None:
         from swift_infer.deploy import check_can_listen
 
         check_can_listen(host or "127.0.0.1", port)
-    return LocalDeployment(argv, host or "127.0.0.1", port or free_port(), api_key or secrets.token_urlsafe(24), log,
-                           shutdown_timeout)
+    deployment = LocalDeployment(argv, host or "127.0.0.1", port or free_port(), api_key or secrets.token_urlsafe(24),
+                                 log, deploy.args.shutdown_timeout)
+    return deployment, deploy.args
 
 
 def port_free(host: str, port: int) -> bool:
