@@ -41,12 +41,13 @@ def part_path(path: Path, rank: int) -> Path:
 
 
 def wait_for_all(args: Any) -> None:
-    """A barrier across the workers (gloo on CPUs, nccl on GPUs unless --ddp_backend says otherwise)."""
-    import torch
+    """A barrier across the workers (gloo on CPUs, nccl on GPUs, hccl on NPUs unless --ddp_backend says otherwise)."""
     import torch.distributed as dist
 
+    from swift_infer.loading import default_ddp_backend
+
     if not dist.is_initialized():
-        dist.init_process_group(backend=args.ddp_backend or ("nccl" if torch.cuda.is_available() else "gloo"))
+        dist.init_process_group(backend=args.ddp_backend or default_ddp_backend())
     dist.barrier()
 
 

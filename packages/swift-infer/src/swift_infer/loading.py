@@ -7,6 +7,8 @@ implementation, the device placement, and the adapters to attach.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +46,29 @@ def choose_dtype(requested: str | None, info: ModelInfo, device: str, say: Any =
 
 
 def default_device() -> str:
+    """This process's accelerator: a CUDA GPU, else an Ascend NPU, else the CPU."""
+    rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
-        import os
-
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        return f"cuda:{rank}"
+    if npu_available():
+        return f"npu:{rank}"
     return "cpu"
+
+
+def npu_available() -> bool:
+    """An Ascend NPU through torch-npu (the `npu` extra, in the swift-*-npu images)."""
+    if importlib.util.find_spec("torch_npu") is None:
+        return False
+    import torch_npu  # noqa: F401  (registers the npu device and torch.npu)
+
+    return torch.npu.is_available()
+
+
+def default_ddp_backend() -> str:
+    """The collective backend of this machine's accelerator (hccl on Ascend NPUs, gloo on CPUs)."""
+    if torch.cuda.is_available():
+        return "nccl"
+    return "hccl" if npu_available() else "gloo"
 
 
 def _say(message: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from swift_args.fields import specs
 from swift_args.schema.trainer import TrainerArguments
+from swift_infer.loading import default_ddp_backend
 from transformers import Seq2SeqTrainingArguments
 
 from swift_train.deepspeed import deepspeed_config
@@ -42,8 +43,8 @@ def hf_training_args(args: Any, run_dir: Path, dtype: torch.dtype, has_eval: boo
     if not torch.cuda.is_available():
         values["dataloader_pin_memory"] = False  # nothing to pin for
     if args.ddp_backend is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # transformers leaves CPU processes unconnected unless told: gloo there, nccl on GPUs.
-        values["ddp_backend"] = "nccl" if torch.cuda.is_available() else "gloo"
+        # transformers leaves CPU processes unconnected unless told: gloo there, nccl on GPUs, hccl on NPUs.
+        values["ddp_backend"] = default_ddp_backend()
     if "warmup_ratio" in known:
         values["warmup_ratio"] = args.warmup_ratio
     elif args.warmup_ratio and not args.warmup_steps:
