@@ -24,7 +24,14 @@ def import_vllm() -> Any:
     try:
         import vllm
     except ImportError:
-        raise ArgumentError("--infer_backend vllm needs vLLM, which is not installed: pip install vllm") from None
+        raise ArgumentError("--infer_backend vllm needs vLLM, which is not installed: pip install vllm "
+                            "(or use the swift-infer vLLM image, docker/swift-infer/Dockerfile.vllm)") from None
+    import torch
+
+    if not torch.cuda.is_available():
+        # vLLM's CUDA build fails deep in its device detection here ("Device string must not be empty").
+        raise ArgumentError("--infer_backend vllm: vLLM runs on CUDA GPUs and none is visible here; "
+                            "use --infer_backend pt (the default), which also runs on CPUs")
     return vllm
 
 
