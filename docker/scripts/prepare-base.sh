@@ -1,0 +1,43 @@
+#!/bin/sh
+# The first layer of every image, shared by its build and runtime stages:
+#   - a Python 3 the locked wheels install into (the CUDA and Debian bases get the distribution's own;
+#     the Ascend CANN images already ship one);
+#   - any CA certificates dropped into docker/certs/ (a TLS-intercepting proxy's), trusted system-wide so
+#     pip, uv and the hub clients accept it;
+#   - with WITH_COMPILER=true, a C compiler and Python's headers: Triton compiles a small launcher for each
+#     kernel on first use (liger-kernel in swift-train, vLLM), and stops with "Failed to find C compiler";
+#   - the unprivileged `swift` user (uid SWIFT_UID) and /work, /cache owned by it, so a named volume
+#     mounted there starts out writable and every stage's image reads what another one wrote.
+set -eu
+uid="${SWIFT_UID:-1000}"
+
+install_packages() {
+  if command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    rm -rf /var/lib/apt/lists/*
+  elif command -v dnf >/dev/null; then
+    dnf install -y -q "$@" && dnf clean all
+  else
+    echo "prepare-base: $* missing and no apt-get or dnf to install them; use a BASE_IMAGE with Python 3.11+" >&2
+    exit 1
+  fi
+}
+
+command -v python3 >/dev/null && python3 -c "import venv, ensurepip" 2>/dev/null || install_packages python3 python3-venv
+[ -f /etc/ssl/certs/ca-certificates.crt ] || install_packages ca-certificates
+if [ "${WITH_COMPILER:-false}" = true ]; then
+  if command -v apt-get >/dev/null; then install_packages gcc libc6-dev python3-dev; else install_packages gcc python3-devel; fi
+fi
+
+if ls /usr/local/share/ca-certificates/swift-extra/*.crt >/dev/null 2>&1; then
+  update-ca-certificates >/dev/null 2>&1 || cat /usr/local/share/ca-certificates/swift-extra/*.crt >>/etc/ssl/certs/ca-certificates.crt
+fi
+
+# Some bases (Ubuntu 24.04) already have a user with this uid: it gives way, so files on a shared volume
+# belong to the same uid in every stage's image.
+taken=$(getent passwd "$uid" | cut -d: -f1 || true)
+[ -n "$taken" ] && [ "$taken" != swift ] && userdel --remove "$taken" 2>/dev/null
+id swift >/dev/null 2>&1 || useradd --create-home --uid "$uid" --shell /bin/sh swift
+mkdir -p /work /cache
+chown swift:swift /work /cache
