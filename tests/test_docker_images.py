@@ -47,6 +47,13 @@ def test_hadolint_passes_on_every_dockerfile() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_shellcheck_passes_on_the_build_scripts() -> None:
+    shellcheck = Path(sys.executable).with_name("shellcheck")
+    scripts = sorted(str(p) for p in (DOCKER / "scripts").glob("*.sh"))
+    result = subprocess.run([str(shellcheck), *scripts], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("dockerfile", dockerfiles(), ids=lambda f: f.path.relative_to(DOCKER).as_posix())
 def test_pins_agree_with_the_lock_and_the_package(dockerfile: Dockerfile) -> None:
     assert dockerfile.arg_default("UV_VERSION") in locked_versions("uv")

@@ -24,7 +24,7 @@ install_packages() {
   fi
 }
 
-command -v python3 >/dev/null && python3 -c "import venv, ensurepip" 2>/dev/null || install_packages python3 python3-venv
+if ! python3 -c "import venv, ensurepip" 2>/dev/null; then install_packages python3 python3-venv; fi
 [ -f /etc/ssl/certs/ca-certificates.crt ] || install_packages ca-certificates
 if [ "${WITH_COMPILER:-false}" = true ]; then
   if command -v apt-get >/dev/null; then install_packages gcc libc6-dev python3-dev; else install_packages gcc python3-devel; fi
@@ -34,10 +34,11 @@ if ls /usr/local/share/ca-certificates/swift-extra/*.crt >/dev/null 2>&1; then
   update-ca-certificates >/dev/null 2>&1 || cat /usr/local/share/ca-certificates/swift-extra/*.crt >>/etc/ssl/certs/ca-certificates.crt
 fi
 
-# Some bases (Ubuntu 24.04) already have a user with this uid: it gives way, so files on a shared volume
-# belong to the same uid in every stage's image.
-taken=$(getent passwd "$uid" | cut -d: -f1 || true)
-[ -n "$taken" ] && [ "$taken" != swift ] && userdel --remove "$taken" 2>/dev/null
-id swift >/dev/null 2>&1 || useradd --create-home --uid "$uid" --shell /bin/sh swift
+# The uid is what matters on a shared volume, so `swift` gets it even where the base has a user with it:
+# Ubuntu 24.04's placeholder `ubuntu` gives way; any other (the CANN images' HwHiAiUser) keeps it, shared.
+if ! id swift >/dev/null 2>&1; then
+  [ "$(getent passwd "$uid" | cut -d: -f1)" = ubuntu ] && userdel --remove ubuntu 2>/dev/null
+  useradd --create-home --non-unique --uid "$uid" --shell /bin/sh swift
+fi
 mkdir -p /work /cache
 chown swift:swift /work /cache
