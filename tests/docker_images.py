@@ -56,7 +56,10 @@ def package_version(stage: str) -> str:
 def docker_answers() -> bool:
     if shutil.which("docker") is None:
         return False
-    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def docker(*args: str, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess[str]:

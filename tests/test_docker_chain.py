@@ -91,12 +91,13 @@ def test_a_checkpoint_trained_in_one_image_is_served_by_another(images: dict[str
         answer = client.chat.completions.create(model=served, messages=QUESTION).choices[0].message.content
         health = _health_status(container)
     finally:
-        docker("rm", "-f", container, check=False)
+        docker("rm", "-f", "-v", container, check=False)  # -v: and its anonymous /cache volume
 
     data = tmp_path / "question.jsonl"
     data.write_text(json.dumps({"messages": QUESTION}) + "\n")
     outside = run_swift("infer", "--adapters", str(checkpoint), "--val_dataset", str(data), "--result_path",
-                        str(tmp_path / "answers.jsonl"), "--temperature", "0", "--max_new_tokens", "24")
+                        str(tmp_path / "answers.jsonl"), "--temperature", "0", "--max_new_tokens", "24",
+                        CUDA_VISIBLE_DEVICES="")  # float32 on the CPU, as in the container
     assert outside.returncode == 0, outside.stderr[-2000:]
     assert answer and answer == json.loads((tmp_path / "answers.jsonl").read_text())["response"]
     # The image's HEALTHCHECK found the port in `swift deploy`'s own arguments.

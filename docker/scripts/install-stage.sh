@@ -5,7 +5,7 @@
 #   install-stage.sh project PACKAGE [--extra NAME ...]   then the workspace packages themselves, as wheels
 #   install-stage.sh pinned  REQUIREMENTS                 exactly the hash-pinned wheels of a compiled file
 #   install-stage.sh local   PACKAGE ...                  workspace packages on top, their requirements
-#                                                         already pinned (then `uv pip check`)
+#                                                         and build backend already pinned (then `uv pip check`)
 #
 # The same command builds the images and the test that each image's package set is closed
 # (tests/test_docker_images.py), which points SWIFT_SRC, SWIFT_VENV and UV at a temporary place.
@@ -45,7 +45,7 @@ case "$phase" in
     folders=""
     for name in "$package" "$@"; do folders="$folders packages/$name"; done
     # shellcheck disable=SC2086  # workspace folders, no spaces in their names
-    $UV pip install --python "$python" --no-deps $folders
+    $UV pip install --python "$python" --no-deps --no-build-isolation $folders  # hatchling is pinned too
     $UV pip check --python "$python"
     install_builtin_models  # after the check: its own requirements are deliberately left out
     ;;

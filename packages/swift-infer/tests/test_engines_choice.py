@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,18 +48,3 @@ def test_an_unavailable_engine_is_one_line(tmp_path: Path, command: str, backend
     assert result.returncode == 2
     assert result.stderr == message
 
-
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
-def test_vllm_without_a_gpu_is_one_line(tmp_path: Path) -> None:
-    """An installed vLLM (here an empty stand-in package) on a machine without a CUDA GPU: no traceback."""
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("a CUDA GPU is visible")
-    (tmp_path / "vllm").mkdir()
-    (tmp_path / "vllm" / "__init__.py").write_text("")
-    result = subprocess.run([SWIFT, "infer", "--model", "SmolLM2-135M-Instruct", "--infer_backend", "vllm"],
-                            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(tmp_path)})
-    assert result.returncode == 2
-    assert result.stderr == ("swift infer: error: --infer_backend vllm: vLLM runs on CUDA GPUs and none is visible "
-                             "here; use --infer_backend pt (the default), which also runs on CPUs\n")

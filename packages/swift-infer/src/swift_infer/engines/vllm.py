@@ -26,12 +26,13 @@ def import_vllm() -> Any:
     except ImportError:
         raise ArgumentError("--infer_backend vllm needs vLLM, which is not installed: pip install vllm "
                             "(or use the swift-infer vLLM image, docker/swift-infer/Dockerfile.vllm)") from None
-    import torch
+    from vllm.platforms import current_platform
 
-    if not torch.cuda.is_available():
-        # vLLM's CUDA build fails deep in its device detection here ("Device string must not be empty").
-        raise ArgumentError("--infer_backend vllm: vLLM runs on CUDA GPUs and none is visible here; "
-                            "use --infer_backend pt (the default), which also runs on CPUs")
+    # vLLM's own detection (through NVML, so CUDA stays uninitialised for the workers it forks). A vLLM
+    # built for CUDA on a machine without a GPU otherwise fails deep inside ("Device string must not be empty").
+    if current_platform.is_unspecified():
+        raise ArgumentError("--infer_backend vllm: vLLM finds no device it was built for here (its CUDA build "
+                            "needs a CUDA GPU); use --infer_backend pt (the default), which also runs on CPUs")
     return vllm
 
 
