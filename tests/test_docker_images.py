@@ -18,16 +18,12 @@ from pathlib import Path
 
 import pytest
 from docker_images import DOCKER, ROOT, Dockerfile, dockerfiles, locked_versions, package_version
+from swift_args.commands import COMMANDS
 
 STAGES = ("swift-train", "swift-infer", "swift-export", "swift-eval", "swift-app")
-# What each stage's users run, and the optional libraries its image adds (imported to prove they work).
-COMMANDS = {
-    "swift-train": (["sft", "pt", "rlhf"], ["liger_kernel"]),
-    "swift-infer": (["infer", "deploy", "sample", "merge-lora"], []),
-    "swift-export": (["export"], ["llmcompressor", "gguf"]),
-    "swift-eval": (["eval"], ["evalscope"]),
-    "swift-app": (["app", "web-ui"], ["gradio"]),
-}
+# The optional libraries each image adds (imported to prove they work).
+EXTRA_MODULES = {"swift-train": ["liger_kernel"], "swift-infer": [], "swift-export": ["llmcompressor", "gguf"],
+                 "swift-eval": ["evalscope"], "swift-app": ["gradio"]}
 # Distributions no image has unless it is that image's own business.
 HEAVY = {"trl": None, "deepspeed": None, "vllm": None, "gradio": "swift-app", "evalscope": "swift-eval",
          "llmcompressor": "swift-export", "liger-kernel": "swift-train", "swift-train": "swift-train",
@@ -142,7 +138,9 @@ def test_an_images_package_set_is_closed(stage: str, tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr[-3000:]
 
     python = str(venv / "bin" / "python")
-    commands, extras = COMMANDS[stage]
+    commands = [command.name for command in COMMANDS.values() if command.package == stage]
+    assert commands, f"swift_args.commands names no command of {stage}"
+    extras = EXTRA_MODULES[stage]
     listing = subprocess.run([str(venv / "bin" / "swift"), "--help"], capture_output=True, text=True).stdout
     for command in commands:
         assert re.search(rf"^  {command} .*$", listing, re.M), listing

@@ -47,4 +47,3 @@ def test_an_unavailable_engine_is_one_line(tmp_path: Path, command: str, backend
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr == message
-
