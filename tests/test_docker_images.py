@@ -22,8 +22,8 @@ from swift_args.commands import COMMANDS
 
 STAGES = ("swift-train", "swift-infer", "swift-export", "swift-eval", "swift-app")
 # The optional libraries each image adds (imported to prove they work).
-EXTRA_MODULES = {"swift-train": ["liger_kernel"], "swift-infer": [], "swift-export": ["llmcompressor", "gguf"],
-                 "swift-eval": ["evalscope"], "swift-app": ["gradio"]}
+EXTRA_MODULES = {"swift-train": ["liger_kernel"], "swift-infer": [],
+                 "swift-export": ["llmcompressor", "gguf"], "swift-eval": ["evalscope"], "swift-app": ["gradio"]}
 # Distributions no image has unless it is that image's own business.
 HEAVY = {"trl": None, "deepspeed": None, "vllm": None, "gradio": "swift-app", "evalscope": "swift-eval",
          "llmcompressor": "swift-export", "liger-kernel": "swift-train", "swift-train": "swift-train",
