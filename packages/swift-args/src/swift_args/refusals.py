@@ -61,19 +61,40 @@ def _app_local_fields() -> tuple[str, ...]:
     return (*(name for name in _local_deployment_fields() if name != "system"), "use_hf")
 
 
-# What online RL (PPO, GRPO) reads: swift rlhf parses them for the reference's sake and refuses them for now.
+# The online RL algorithms' own arguments: each is refused where its algorithm is not the one chosen.
 ONLINE_RL = ("ppo", "grpo")
-ONLINE_RL_FIELDS = (
-    "reward_model", "reward_adapters", "reward_model_type", "reward_model_revision",
-    "num_ppo_epochs", "whiten_rewards", "kl_coef", "cliprange", "vf_coef", "cliprange_value", "gamma", "lam",
-    "num_mini_batches", "local_rollout_forward_batch_size", "num_sample_generations", "response_length",
-    "missing_eos_penalty", "num_generations", "max_completion_length", "ds3_gather_for_generation", "reward_funcs",
-    "reward_weights", "log_completions", "use_vllm", "num_infer_workers", "vllm_device", "vllm_gpu_memory_utilization",
+REWARD_MODEL_FIELDS = ("reward_model", "reward_adapters", "reward_model_type", "reward_model_revision")
+SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "repetition_penalty")
+PPO_FIELDS = ("num_ppo_epochs", "whiten_rewards", "kl_coef", "cliprange", "vf_coef", "cliprange_value", "gamma", "lam",
+              "num_mini_batches", "local_rollout_forward_batch_size", "num_sample_generations", "response_length",
+              "missing_eos_penalty")
+GRPO_FIELDS = (
+    "num_generations", "max_completion_length", "ds3_gather_for_generation", "reward_funcs", "reward_weights",
+    "log_completions", "use_vllm", "num_infer_workers", "vllm_device", "vllm_gpu_memory_utilization",
     "vllm_max_model_len", "vllm_max_num_seqs", "vllm_enforce_eager", "vllm_limit_mm_per_prompt",
     "vllm_enable_prefix_caching", "num_iterations", "epsilon", "async_generate", "cosine_min_len_value_wrong",
     "cosine_max_len_value_wrong", "cosine_min_len_value_correct", "cosine_max_len_value_correct", "cosine_max_len",
     "repetition_n_grams", "repetition_max_penalty",
 )
+ONLINE_RL_FIELDS = (*REWARD_MODEL_FIELDS, *SAMPLING_FIELDS, *PPO_FIELDS, *GRPO_FIELDS)
+
+
+def _outside(kinds: tuple[str, ...], name: str) -> Callable[[Any, set[str]], bool]:
+    """The user set `name`, which only `kinds` read, with another --rlhf_type."""
+    differs = _differs(name)
+    return lambda args, typed: args.rlhf_type not in kinds and differs(args, typed)
+
+
+def _online_refusals() -> tuple[Refusal, ...]:
+    found = []
+    for fields, kinds, why in (
+            (REWARD_MODEL_FIELDS, ONLINE_RL, "configures the reward model of online RL; add --rlhf_type grpo or ppo, "
+             "or drop it (an rm run trains a reward model: --rlhf_type rm)"),
+            (SAMPLING_FIELDS, ONLINE_RL, "configures the rollouts of online RL (--rlhf_type grpo or ppo); drop it"),
+            (PPO_FIELDS, ("ppo",), "configures PPO; add --rlhf_type ppo, or drop it"),
+            (GRPO_FIELDS, ("grpo",), "configures GRPO; add --rlhf_type grpo, or drop it")):
+        found += [Refusal((name,), ("rlhf",), why, when=_outside(kinds, name), complete=False) for name in fields]
+    return tuple(found)
 
 
 def _bad_reft_values(extra: dict | None) -> bool:
@@ -423,19 +444,27 @@ REFUSALS: tuple[Refusal, ...] = (
             why="a quantized base trains with the peft tuners (lora, adalora, ...), not adapter or reft; "
             "drop the quantization or use --train_type lora"),
     Refusal(("remove_unused_columns",), TRAINING,
-            "training always keeps only the encoded columns (the collator needs nothing else); extra columns are "
-            "for rlhf's GRPO reward functions, not available yet; drop it"),
+            "training always keeps only the encoded columns (the collator needs nothing else), and grpo's reward "
+            "functions always get every column of the row; drop it"),
     Refusal(("init_weights",), TRAINING, values=("loftq", "corda", "eva", "bat"), complete=False,
             why="this initialisation is not supported yet; use true, gaussian, pissa, pissa_niter_N, olora or lora-ga"),
     Refusal(("galore_with_embedding",), TRAINING, complete=False,
             when=lambda args, typed: args.galore_with_embedding and args.galore_optim_per_parameter,
             why="the per-parameter GaLore optimizer projects linear layers only; drop one of the two"),
     # --- rlhf ----------------------------------------------------------------------------------------
-    Refusal(("rlhf_type",), ("rlhf",), values=ONLINE_RL, complete=False,
-            why="online RL (rollouts scored by reward functions or a reward model) is not available yet; the offline "
-            "algorithms dpo, orpo, simpo, cpo, kto and rm are"),
-    Refusal((*ONLINE_RL_FIELDS, "temperature"), ("rlhf",),
-            "configures online RL (ppo, grpo), which is not available yet; drop it"),
+    *_online_refusals(),
+    Refusal(("num_infer_workers",), ("rlhf",), complete=False,
+            when=lambda args, typed: args.rlhf_type == "grpo" and args.num_infer_workers != 1,
+            why="vLLM runs colocated, one engine in each training process (NPROC_PER_NODE sets how many); drop it"),
+    Refusal(("vllm_device",), ("rlhf",), complete=False,
+            when=lambda args, typed: args.rlhf_type == "grpo" and args.vllm_device not in ([], ["auto"]),
+            why="vLLM runs colocated on each training process's own GPU; vLLM on other GPUs is not supported; drop it"),
+    Refusal(("vllm_limit_mm_per_prompt",), ("rlhf",), complete=False,
+            when=lambda args, typed: args.rlhf_type == "grpo" and args.vllm_limit_mm_per_prompt is not None,
+            why="configures images per prompt, and multimodal models are not supported yet; drop it"),
+    Refusal(("ds3_gather_for_generation",), ("rlhf",), complete=False,
+            when=lambda args, typed: args.use_vllm and not args.ds3_gather_for_generation,
+            why="vLLM needs the whole weights to load them; keep it true with --use_vllm true"),
     Refusal(("packing",), ("rlhf",), "chosen and rejected answers are scored as whole sequences, not packed rows; on "
             "GPUs swift rlhf already lays each batch out without padding (varlen attention); drop it"),
     Refusal(("predict_with_generate", "max_new_tokens", "metric", "acc_strategy"), ("rlhf",),

@@ -34,6 +34,7 @@ from swift_data.datasets.readers import RawRow
 from swift_data.models.cache import cache_root
 from swift_data.packing import pack_dataset
 from swift_data.preference import preference_sample, sample_length
+from swift_data.prompts import ONLINE_RL, prompt_sample
 from swift_data.preprocess.formats import rename_columns, to_conversation
 from swift_data.skips import WRONG_TYPES, SkipCounter, SkippedRow
 from swift_data.templates.encode import Encoder, EncoderOptions
@@ -69,6 +70,8 @@ def encode_row(row: RawRow, encoder: Encoder, columns: dict[str, str] | None, ke
         raise row.error
     assert row.data is not None
     data = rename_columns(row.data, columns)
+    if encoder.options.rlhf_type in ONLINE_RL:  # grpo, ppo: the prompt alone; the policy writes the answer
+        return prompt_sample(to_conversation(data, row.where, require_response=False), encoder, data)
     if encoder.options.rlhf_type is not None:
         return preference_sample(to_conversation(data, row.where, require_response), encoder, encoder.options.rlhf_type)
     if encoder.classifies:

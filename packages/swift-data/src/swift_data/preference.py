@@ -63,4 +63,6 @@ def sample_length(sample: dict[str, Any]) -> int:
     """Tokens a sample puts through the model (both answers of a pair)."""
     if "input_ids" in sample:
         return len(sample["input_ids"])
+    if "prompt_ids" in sample:  # online RL: the answer is not known yet
+        return len(sample["prompt_ids"])
     return len(sample["chosen_input_ids"]) + len(sample["rejected_input_ids"])

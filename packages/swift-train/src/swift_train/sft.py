@@ -24,6 +24,7 @@ from swift_args.shell import swift_command
 from swift_data.models import ModelInfo
 
 from swift_train import checkpoints, preflight
+from swift_train.online.checks import ONLINE_RL, check_online_rl
 from swift_train.plugins import check_plugins
 from swift_train.swanlab_report import start_swanlab
 
@@ -165,7 +166,7 @@ def speed_up(model: Any, args: Any) -> None:
     packed = args.packing or getattr(args, "padding_free", False)
     # rlhf flattens its answers into one row wherever varlen attention runs (preference/batch.py), on CPUs too:
     # no linear layer then spends time on padding. rm scores padded rows.
-    flattened = getattr(args, "rlhf_type", "rm") != "rm"
+    flattened = getattr(args, "rlhf_type", "rm") not in ("rm", *ONLINE_RL)  # online RL generates: plain sdpa
     if not ((packed and torch.cuda.is_available() or flattened) and args.attn_impl in (None, "sdpa")):
         return  # flex_attention, eager and flash_attn are the user's explicit choice
     from swift_train import varlen
@@ -222,6 +223,7 @@ def run_training(invocation: Invocation) -> int:
             check_writable_dir(args.logging_dir, "--logging_dir")
     import_files(args.external_plugins, "--external_plugins")
     check_plugins(args)  # after both kinds of plugin file registered theirs
+    check_online_rl(args)
     resume = resume_source(args)
     if args.adapters and (mismatch := tuner_mismatch(adapter_path(args.adapters[0]), args.train_type, "--adapters")):
         raise ArgumentError(mismatch)
@@ -237,6 +239,10 @@ def run_training(invocation: Invocation) -> int:
     tokenizer = load_tokenizer(info.model_dir)
     data = prepare_datasets(args, tokenizer, max_length=info.max_model_len, rows=rows)
     preflight.check_has_rows(data, args)
+    if getattr(args, "rlhf_type", None) in ONLINE_RL:
+        from swift_train.online.checks import check_columns
+
+        check_columns(args, data)
     preflight.check_tuner_targets(args, info, resume)
     preflight.check_trainer_args(args, info, has_eval=data.val is not None and len(data.val) > 0)
     with started_run(args, invocation.command.name, info.model_dir, continue_in) as run_dir:  # args.json first
@@ -303,7 +309,11 @@ def build_trainer(args: Any, run_dir: Path, loaded: Any, data: Any, ref_model: A
     has_eval = data.val is not None and len(data.val) > 0
     trainer_class, extra, collator = SwiftTrainer, {}, Collator(loaded.tokenizer.pad_token_id, args.padding_side,
                                                                 args.packing)
-    if getattr(args, "rlhf_type", None) is not None:
+    if getattr(args, "rlhf_type", None) in ONLINE_RL:
+        from swift_train.online.trainers import online_trainer
+
+        trainer_class, extra, collator = online_trainer(args, loaded, ref_model)
+    elif getattr(args, "rlhf_type", None) is not None:
         from swift_train import varlen
         from swift_train.preference.batch import PreferenceCollator
         from swift_train.preference.trainer import PreferenceTrainer

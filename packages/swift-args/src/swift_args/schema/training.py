@@ -226,7 +226,9 @@ class RlhfArguments(TrainArguments, RewardModelArguments, PpoArguments, GrpoArgu
     def _resolve(self, passed: set[str]) -> None:
         if self.beta is None:
             self.beta = {"simpo": 2.0, "grpo": 0.04}.get(self.rlhf_type, 0.1)
-        if self.ref_model is None and self.train_type in WHOLE_MODEL_TUNERS and self.rlhf_type in ("dpo", "kto", "ppo"):
+        # Full training keeps a frozen copy of the starting model as the reference (grpo only with a KL term).
+        uses_reference = self.rlhf_type in ("dpo", "kto", "ppo") or (self.rlhf_type == "grpo" and self.beta)
+        if self.ref_model is None and self.train_type in WHOLE_MODEL_TUNERS and uses_reference:
             self.ref_model = self.model
         if self.rlhf_type == "rm" and not passed & {"task_type", "num_labels"}:
             self.task_type, self.num_labels = "seq_cls", 1  # a reward model: the causal LM with a one-output score head

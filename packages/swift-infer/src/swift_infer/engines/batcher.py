@@ -50,6 +50,7 @@ class Delta:
     text: str = ""
     tokens: list[TokenChoice] = field(default_factory=list)
     finish_reason: str | None = None  # "stop" or "length"; "error" with `error` set
+    stop_token: int | None = None  # the end-of-sequence token that ended it (not in `tokens`)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Completion:
     tokens: list[TokenChoice]
     finish_reason: str
     prompt_tokens: int
+    stop_token: int | None = None  # the end-of-sequence token that ended it (not in `tokens`)
 
     @property
     def completion_tokens(self) -> int:
@@ -75,8 +77,9 @@ class RequestHandle:
     """
 
     def __init__(self, prompt_ids: list[int], params: SamplingParams, adapter: str | None,
-                 on_delta: Callable[[Delta], None] | None, request_id: str | None = None):
+                 on_delta: Callable[[Delta], None] | None, request_id: str | None = None, stream: bool = True):
         self.prompt_ids, self.params, self.adapter = prompt_ids, params, adapter
+        self.stream = stream  # False: the text is decoded once, at the end (no deltas on the way)
         self.request_id = request_id or f"request-{next(_request_numbers)}"
         self.cancelled = threading.Event()
         self.error: str | None = None
@@ -112,14 +115,15 @@ class RequestHandle:
                 return
 
     def result(self) -> Completion:
-        text, tokens, reason = "", [], "stop"
+        text, tokens, reason, stop_token = "", [], "stop", None
         for delta in self.deltas():
             text += delta.text
             tokens += delta.tokens
             reason = delta.finish_reason or reason
+            stop_token = delta.stop_token if delta.stop_token is not None else stop_token
         if reason == "error":
             raise RuntimeError(self.error)
-        return Completion(text, tokens, reason, len(self.prompt_ids))
+        return Completion(text, tokens, reason, len(self.prompt_ids), stop_token)
 
 
 class _Running:
@@ -139,13 +143,15 @@ class ContinuousBatcher:
     """Runs requests through `model` with at most `max_batch_size` of them in flight."""
 
     def __init__(self, model: Any, tokenizer: Any, max_batch_size: int, stop_token_ids: set[int], max_length: int,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, mixed_adapters: bool | None = None):
         self.model, self.tokenizer = model, tokenizer
         self.log = log or (lambda message: print(f"swift: {message}", file=sys.stderr, flush=True))
         self.max_batch_size, self.stop_token_ids, self.max_length = max_batch_size, stop_token_ids, max_length
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(stop_token_ids), 0)
-        self.mixed_adapters = mixes_adapters(model)
+        # False: every row runs through the model's active adapter (training's rollouts), without peft's
+        # per-row routing.
+        self.mixed_adapters = mixes_adapters(model) if mixed_adapters is None else mixed_adapters
         self.vocab_size = model.get_input_embeddings().num_embeddings
         self._waiting: queue.Queue[RequestHandle] = queue.Queue()
         self._running: list[_Running] = []
@@ -168,8 +174,9 @@ class ContinuousBatcher:
     # -- the caller's side -------------------------------------------------------------------------
 
     def submit(self, prompt_ids: list[int], params: SamplingParams, adapter: str | None = None,
-               on_delta: Callable[[Delta], None] | None = None, request_id: str | None = None) -> RequestHandle:
-        handle = RequestHandle(list(prompt_ids), params, adapter, on_delta, request_id)
+               on_delta: Callable[[Delta], None] | None = None, request_id: str | None = None,
+               stream: bool = True) -> RequestHandle:
+        handle = RequestHandle(list(prompt_ids), params, adapter, on_delta, request_id, stream)
         with self._gate:  # the loop's final drain and stop_all cannot slip between this check and the put
             refusal = self._refusal()
             if refusal is None:
@@ -403,6 +410,8 @@ class ContinuousBatcher:
             handle._emit(Delta(finish_reason="cancelled"))
             return True
         ended_by_eos = running.generated[-1] in self.stop_token_ids
+        if not handle.stream and not params.stop_words and not ended_by_eos and len(running.generated) < running.limit:
+            return False  # nobody reads partial text: decode once, at the end, not every step
         tokens = running.generated[:-1] if ended_by_eos else running.generated
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
         reason = "stop" if ended_by_eos else None
@@ -425,7 +434,7 @@ class ContinuousBatcher:
         if new_text or new_tokens or reason:
             running.sent_text += new_text
             running.sent_tokens += len(new_tokens)
-            handle._emit(Delta(new_text, new_tokens, reason))
+            handle._emit(Delta(new_text, new_tokens, reason, running.generated[-1] if ended_by_eos and reason else None))
         return reason is not None
 
     def _retire(self, keep: list[int]) -> None:

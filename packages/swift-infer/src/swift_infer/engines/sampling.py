@@ -101,11 +101,18 @@ def choose_tokens(
         probs = _truncate(scaled, top_k, top_p).softmax(-1)
         _check_finite(~torch.isfinite(probs).all(-1), "the sampling probabilities are not finite (temperature or "
                       "penalties out of range)")
+        # Rows without a seed of their own draw together, in one call; seeded rows each from their generator.
+        shared = [i for i, row in enumerate(sampled) if generators[row] is None]
+        if shared:
+            picked = torch.multinomial(probs[shared], 1).squeeze(-1)
+            tokens[rows[shared]] = picked
         for i, row in enumerate(sampled):
-            tokens[row] = torch.multinomial(probs[i], 1, generator=generators[row])[0]
+            if generators[row] is not None:
+                tokens[row] = torch.multinomial(probs[i], 1, generator=generators[row])[0]
+    token_ids = tokens.tolist()  # one copy from the device, not one per row
     choices = []
     for row, p in enumerate(params):
-        choice = TokenChoice(int(tokens[row]))
+        choice = TokenChoice(token_ids[row])
         if p.logprobs and logprobs is not None:
             choice.logprob = float(logprobs[row, choice.token])
             if p.top_logprobs:

@@ -49,7 +49,8 @@ class PreferenceTrainer(SwiftTrainer):
         self.model_accepts_loss_kwargs = False
         self.ref_model = ref_model
         args = self.swift_args
-        if ref_model is None and args.rlhf_type in ("dpo", "kto") and hasattr(self.model, "peft_config"):
+        uses_reference = args.rlhf_type in ("dpo", "kto", "ppo") or (args.rlhf_type == "grpo" and args.beta)
+        if ref_model is None and uses_reference and hasattr(self.model, "peft_config"):
             from swift_train.tuners.lora import moves_base_weights
 
             # PiSSA, OLoRA and LoRA-GA take the starting adapter out of the base weights: disabling it would leave
