@@ -64,7 +64,7 @@ def test_training_without_a_dataset_says_so() -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "swift sft: error: --dataset is required: a local file or folder, a hub id, or a built-in dataset "
-        "(self-cognition, general-instructions, preference-pairs)"
+        "(self-cognition, general-instructions, preference-pairs, arithmetic)"
     )
 
 

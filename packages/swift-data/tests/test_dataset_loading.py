@@ -458,8 +458,8 @@ def test_options_from_parsed_arguments(big: Path) -> None:
 def test_unknown_local_name(tmp_path: Path) -> None:
     missing = tmp_path / "missing.jsonl"
     expected_tail = (
-        ": no such file or folder, not a built-in dataset (self-cognition, general-instructions, preference-pairs) and not a "
-        f"hub id (org/name); local files may be {SUFFIX_LIST}"
+        ": no such file or folder, not a built-in dataset (self-cognition, general-instructions, "
+        f"preference-pairs, arithmetic) and not a hub id (org/name); local files may be {SUFFIX_LIST}"
     )
     assert argument_error(DataOptions(dataset=[str(missing)])) == [f"--dataset {missing}{expected_tail}"]
     for typed, name in [("self-cognitoin#5", "self-cognitoin"), ("data/train.jsonl", "data/train.jsonl")]:

@@ -1,5 +1,5 @@
-"""Datasets shipped inside this package, usable offline: `self-cognition`, `general-instructions` and
-`preference-pairs`."""
+"""Datasets shipped inside this package, usable offline: `self-cognition`, `general-instructions`,
+`preference-pairs` and `arithmetic`."""
 
 from __future__ import annotations
 
@@ -38,6 +38,10 @@ BUILTIN_DATASETS = {
                        "Chosen/rejected answer pairs for swift rlhf (dpo, orpo, simpo, cpo, kto, rm): the chosen one "
                        "correct, concise and polite (en and zh).",
                        aliases=("swift/preference-pairs",)),
+        BuiltinDataset("arithmetic", "arithmetic.jsonl",
+                       "1201 easy arithmetic questions with a `solution` column, for swift rlhf --rlhf_type "
+                       "grpo --reward_funcs accuracy (written by scripts/make_arithmetic.py).",
+                       aliases=("swift/arithmetic",)),
     )
 }
 _BY_NAME = {name: d for d in BUILTIN_DATASETS.values() for name in (d.name, *d.aliases)}
