@@ -21,7 +21,13 @@ from swift_train.online import losses
 from swift_train.online.batches import GroupSampler, Sequences, lay_out, load_buffer, save_buffer, token_logps
 from swift_train.online.evaluation import evaluate_rewards
 from swift_train.online.rollout import PtRollout, Rollouts, sampling_params
-from swift_train.preference.trainer import PreferenceTrainer, _mean
+from swift_train.preference.trainer import PreferenceTrainer
+from swift_train.preference.trainer import _mean as _mean_here
+
+def _mean(values: torch.Tensor) -> torch.Tensor:
+    """[sum, count] on the GPU where there is one: every metric of a step is stacked together at log time."""
+    return _mean_here(values.to('cuda' if torch.cuda.is_available() else 'cpu'))
+
 
 class GrpoTrainer(PreferenceTrainer):
     def __init__(self, *args: Any, reward_functions: list[Any], reward_model: Any = None, **kwargs: Any):

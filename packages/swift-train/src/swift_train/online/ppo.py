@@ -24,7 +24,8 @@ from swift_train.online import losses
 from swift_train.online.batches import GroupSampler, Sequences, lay_out, load_buffer, save_buffer, token_logps
 from swift_train.online.evaluation import evaluate_rewards
 from swift_train.online.rollout import PtRollout, sampling_params
-from swift_train.preference.trainer import PreferenceTrainer, _mean
+from swift_train.preference.trainer import PreferenceTrainer
+from swift_train.preference.trainer import _mean as _mean_here
 
 VALUE_FILE = "value_model.pt"
 
@@ -58,6 +59,11 @@ def token_values(model: Any, sequences: Sequences) -> torch.Tensor:
                         position_ids=sequences.position_ids, use_cache=False).last_hidden_state
     length = sequences.completion_length
     return base.score(hidden[:, -length - 1:-1]).squeeze(-1).float()
+
+
+def _mean(values: torch.Tensor) -> torch.Tensor:
+    """[sum, count] on the GPU where there is one: every metric of a step is stacked together at log time."""
+    return _mean_here(values.to('cuda' if torch.cuda.is_available() else 'cpu'))
 
 
 class PpoTrainer(PreferenceTrainer):
