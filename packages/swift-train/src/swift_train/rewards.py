@@ -153,6 +153,11 @@ class CosineReward:
         self.max_len = cosine_max_len
         self.accuracy = MathAccuracy()
 
+    @classmethod
+    def from_args(cls, args: Any, tokenizer: Any) -> CosineReward:
+        return cls(tokenizer, args.cosine_min_len_value_wrong, args.cosine_max_len_value_wrong,
+                   args.cosine_min_len_value_correct, args.cosine_max_len_value_correct, args.cosine_max_len)
+
     def __call__(self, completions: list[str], solution: list[str], **kwargs: Any) -> list[float]:
         right = self.accuracy(completions, solution)
         return [self.reward(c, ok >= 1.0) for c, ok in zip(completions, right)]
@@ -171,6 +176,10 @@ class RepetitionPenalty:
     def __init__(self, repetition_n_grams: int = 3, repetition_max_penalty: float = -1.0) -> None:
         self.n = repetition_n_grams
         self.max_penalty = repetition_max_penalty
+
+    @classmethod
+    def from_args(cls, args: Any, tokenizer: Any) -> RepetitionPenalty:
+        return cls(args.repetition_n_grams, args.repetition_max_penalty)
 
     def __call__(self, completions: list[str], **kwargs: Any) -> list[float]:
         return [self.penalty(c) for c in completions]
@@ -213,6 +222,8 @@ def build_reward_functions(names: list[str], args: Any, tokenizer: Any) -> list[
 
 def _instantiate(name: str, cls: type, args: Any, tokenizer: Any) -> RewardFn:
     """cls(its __init__'s parameters that are parsed arguments, + tokenizer): how ms-swift builds one."""
+    if hasattr(cls, "from_args"):  # the built-ins name the arguments they read
+        return cls.from_args(args, tokenizer)
     params = inspect.signature(cls.__init__).parameters
     variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     kwargs = {p: getattr(args, p) for p, param in params.items()

@@ -71,8 +71,8 @@ class PpoTrainer(PreferenceTrainer):
         super().__init__(*args, **kwargs)
         self.reward_model = reward_model
         self.value_model = value_model.to(self.args.device).train()
-        a = self.swift_args
-        self.steps_per_batch = a.num_mini_batches * a.num_ppo_epochs  # optimizer steps on one rollout batch
+        args = self.swift_args
+        self.steps_per_batch = args.num_mini_batches * args.num_ppo_epochs  # optimizer steps on one rollout batch
         self._rollout: Any = None
         self._buffer: dict[int, dict[str, Any]] = {}
         self._micro_step = 0
@@ -80,9 +80,9 @@ class PpoTrainer(PreferenceTrainer):
 
     def _get_train_sampler(self, train_dataset: Any = None) -> GroupSampler:
         dataset = train_dataset if train_dataset is not None else self.train_dataset
-        a = self.swift_args
+        args = self.swift_args
         window = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
-        return GroupSampler(len(dataset), 1, window * a.num_mini_batches, a.num_ppo_epochs, self.args.seed)
+        return GroupSampler(len(dataset), 1, window * args.num_mini_batches, args.num_ppo_epochs, self.args.seed)
 
     def create_optimizer(self, model: Any = None) -> Any:
         optimizer = super().create_optimizer(model)
@@ -112,40 +112,40 @@ class PpoTrainer(PreferenceTrainer):
 
     @torch.no_grad()
     def _sample_and_score(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
-        a = self.swift_args
+        args = self.swift_args
         prompts = [s["prompt_ids"].tolist() for s in samples]
         rollouts = self.rollout().generate(prompts)
         tokenizer = self.processing_class
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         sequences = lay_out(prompts, rollouts.completion_ids, pad).to(self.args.device)
-        chunks = [sequences.rows(slice(i, i + a.local_rollout_forward_batch_size))
-                  for i in range(0, len(prompts), a.local_rollout_forward_batch_size)]
+        chunks = [sequences.rows(slice(i, i + args.local_rollout_forward_batch_size))
+                  for i in range(0, len(prompts), args.local_rollout_forward_batch_size)]
         policy = self.accelerator.unwrap_model(self.model)
         training = policy.training
         policy.eval()
         self.value_model.eval()
         try:
-            logps = torch.cat([token_logps(policy, c, a.temperature) for c in chunks])
+            logps = torch.cat([token_logps(policy, c, args.temperature) for c in chunks])
             reference = self.ref_model if self.ref_model is not None else policy
             with self._without_tuner(reference):
-                ref_logps = torch.cat([token_logps(reference, c, a.temperature) for c in chunks])
+                ref_logps = torch.cat([token_logps(reference, c, args.temperature) for c in chunks])
             values = torch.cat([token_values(self.value_model, c) for c in chunks])
         finally:
             policy.train(training)
             self.value_model.train()
         scores = self.reward_model.score([s["messages"] for s in samples], rollouts.texts).to(self.args.device)
-        if a.missing_eos_penalty is not None:  # a completion cut at response_length never finished its answer
-            scores = scores - a.missing_eos_penalty * (~torch.tensor(rollouts.ended, device=scores.device)).float()
+        if args.missing_eos_penalty is not None:  # a completion cut at response_length never finished its answer
+            scores = scores - args.missing_eos_penalty * (~torch.tensor(rollouts.ended, device=scores.device)).float()
         mask = sequences.completion_mask
-        rewards, kl = losses.ppo_rewards(scores, logps, ref_logps, mask, a.kl_coef)
-        if a.whiten_rewards:
+        rewards, kl = losses.ppo_rewards(scores, logps, ref_logps, mask, args.kl_coef)
+        if args.whiten_rewards:
             rewards = losses.whiten(rewards, mask, shift_mean=False) * mask
-        advantages, returns = losses.gae(rewards, values, mask, a.gamma, a.lam)
+        advantages, returns = losses.gae(rewards, values, mask, args.gamma, args.lam)
         advantages = losses.whiten(advantages, mask) * mask
         metrics = self._metrics["train"]
         metrics["score"].append(_mean(scores))
         metrics["kl"].append(_mean(kl.sum(1)))
-        metrics["non_score_reward"].append(_mean((-a.kl_coef * kl).sum(1)))
+        metrics["non_score_reward"].append(_mean((-args.kl_coef * kl).sum(1)))
         metrics["completion_length"].append(_mean(mask.sum(1)))
         metrics["completions_ended"].append(_mean(torch.tensor(rollouts.ended, dtype=torch.float32)))
         metrics["rollout_tokens_per_second"].append(_mean(torch.tensor(rollouts.tokens / max(rollouts.seconds, 1e-9))))
@@ -175,12 +175,12 @@ class PpoTrainer(PreferenceTrainer):
     # -- the loss -------------------------------------------------------------------------------
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
-        a = self.swift_args
+        args = self.swift_args
         sequences: Sequences = inputs["sequences"]
-        logps = token_logps(model, sequences, a.temperature)
+        logps = token_logps(model, sequences, args.temperature)
         values = token_values(self.value_model, sequences)
         result = losses.ppo_loss(logps, inputs["old_logps"], inputs["advantages"], values, inputs["old_values"],
-                                 inputs["returns"], sequences.completion_mask, a.cliprange, a.cliprange_value, a.vf_coef)
+                                 inputs["returns"], sequences.completion_mask, args.cliprange, args.cliprange_value, args.vf_coef)
         metrics = self._metrics["train"]
         for name in ("policy_loss", "value_loss", "clip_ratio", "value_clip_ratio", "approx_kl"):
             metrics[name].append(_mean(getattr(result, name)))
