@@ -24,6 +24,7 @@ from swift_train.online.rollout import PtRollout, Rollouts, sampling_params
 from swift_train.preference.trainer import PreferenceTrainer
 from swift_train.preference.trainer import _mean as _mean_here
 
+
 def _mean(values: torch.Tensor) -> torch.Tensor:
     """[sum, count] on the GPU where there is one: every metric of a step is stacked together at log time."""
     return _mean_here(values.to('cuda' if torch.cuda.is_available() else 'cpu'))
