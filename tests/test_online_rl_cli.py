@@ -39,6 +39,8 @@ def grpo(model: Path, data: Path, output: Path, *extra: str) -> list[str]:
     (["--rlhf_type", "grpo", "--reward_funcs", "format", "--per_device_train_batch_size", "8", "--async_generate",
       "true"], "--async_generate true: the pt engine samples with the very weights the update is changing"),
     (["--rlhf_type", "ppo"], "--rlhf_type ppo needs --reward_model"),
+    (["--rlhf_type", "grpo", "--reward_funcs", "format", "--per_device_train_batch_size", "8", "--rpo_alpha", "0.5"],
+     "--rpo_alpha 0.5: configures the offline algorithms (dpo, orpo, simpo, cpo, kto); --rlhf_type grpo does not"),
     (["--rlhf_type", "dpo", "--num_generations", "4"], "--num_generations 4: configures GRPO; add --rlhf_type grpo"),
     (["--rlhf_type", "grpo", "--reward_funcs", "format", "--per_device_train_batch_size", "8", "--kl_coef", "0.1"],
      "--kl_coef 0.1: configures PPO; add --rlhf_type ppo"),

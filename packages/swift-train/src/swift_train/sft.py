@@ -222,8 +222,8 @@ def run_training(invocation: Invocation) -> int:
         if args.logging_dir is not None:
             check_writable_dir(args.logging_dir, "--logging_dir")
     import_files(args.external_plugins, "--external_plugins")
+    check_online_rl(args)  # grpo/ppo first: their own message for the offline arguments they do not read
     check_plugins(args)  # after both kinds of plugin file registered theirs
-    check_online_rl(args)
     resume = resume_source(args)
     if args.adapters and (mismatch := tuner_mismatch(adapter_path(args.adapters[0]), args.train_type, "--adapters")):
         raise ArgumentError(mismatch)

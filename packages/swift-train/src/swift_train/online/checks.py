@@ -20,6 +20,7 @@ def check_online_rl(args: Any) -> None:
     if args.truncation_strategy == "right":
         problems.append("--truncation_strategy right: the end of a prompt is what the answer follows, so prompts "
                         "are cut from the left (--truncation_strategy left) or dropped (delete, the default)")
+    problems += _offline_only(args)
     if args.streaming:
         problems.append("--streaming true: online RL samples whole groups of prompts from a dataset of known size; "
                         "drop it")
@@ -64,6 +65,9 @@ def _grpo_problems(args: Any) -> list[str]:
     if args.async_generate and not args.use_vllm:
         problems.append("--async_generate true: the pt engine samples with the very weights the update is changing, "
                         "so the next batch cannot be sampled during this step; use --use_vllm true with it, or drop it")
+    elif args.async_generate:
+        problems.append("--async_generate true: overlapping vLLM's next rollout with this step's update is not "
+                        "built yet; drop it (rollouts run before each update)")
     if args.temperature is None or args.temperature <= 0:
         problems.append(f"--temperature {args.temperature}: GRPO needs different completions of each prompt; "
                         "use a sampling temperature above 0 (default 0.9)")
@@ -88,3 +92,17 @@ class _Needs:
 
     def __init__(self, name: str, columns: tuple[str, ...]):
         self.name, self.columns = name, columns
+
+
+# The offline algorithms' own arguments: grpo and ppo have objectives of their own and read none of them.
+OFFLINE_ONLY = ("loss_type", "label_smoothing", "rpo_alpha", "cpo_alpha", "simpo_gamma", "desirable_weight",
+                "undesirable_weight", "loss_scale")
+
+
+def _offline_only(args: Any) -> list[str]:
+    from swift_args.fields import specs
+
+    fields = specs(type(args))
+    return [f"--{name} {getattr(args, name)}: configures the offline algorithms (dpo, orpo, simpo, cpo, kto); "
+            f"--rlhf_type {args.rlhf_type} does not read it; drop it"
+            for name in OFFLINE_ONLY if name in fields and getattr(args, name) != fields[name].default]
