@@ -122,3 +122,25 @@ def test_lay_out_pads_prompts_left_completions_right_and_counts_positions_from_t
     assert sequences.position_ids[1, 2:].tolist() == [0, 1, 2]
     assert sequences.completion_ids.tolist() == [[1, 0], [2, 3]]
     assert sequences.completion_mask.tolist() == [[1.0, 0.0], [1.0, 1.0]]
+
+
+def test_chunked_token_logps_equal_the_full_logits_path_with_gradients() -> None:
+    from _tiny import tiny_llama
+    from swift_train.loss import find_head
+    from swift_train.online.batches import token_logps
+
+    torch.manual_seed(0)
+    model = tiny_llama()
+    head = find_head(model)
+    head.chunk_tokens = 3  # several chunks for a handful of tokens
+    sequences = lay_out([[5, 6, 7], [8]], [[1, 9, 4], [2, 3]], pad_id=0)
+    full = token_logps(model, sequences, temperature=0.9)
+    chunked = token_logps(model, sequences, temperature=0.9, head=head)
+    assert torch.allclose(full, chunked, atol=1e-5)
+    assert chunked[1, 2] == 0  # padding
+    full.sum().backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    chunked.sum().backward()
+    for grad, param in zip(expected, model.parameters()):
+        assert torch.allclose(grad, param.grad, atol=1e-5)

@@ -86,23 +86,48 @@ def lay_out(prompts: list[list[int]], completions: list[list[int]], pad_id: int)
                      torch.tensor(completion_masks))
 
 
-def token_logps(model: Any, sequences: Sequences, temperature: float = 1.0, chunk_rows: int = 4) -> torch.Tensor:
-    """Each completion token's log-probability under `model` [n, C], the logits of a few rows at a time.
+def token_logps(model: Any, sequences: Sequences, temperature: float = 1.0, head: Any = None) -> torch.Tensor:
+    """Each completion token's log-probability under `model` [n, C] (0 on padding).
 
     The logits are divided by the sampling temperature, as the rollout sampled from them (TRL does the
-    same), so the ratio to the sampling policy starts at 1.
+    same), so the ratio to the sampling policy starts at 1. With `head` (swift_train.loss.find_head's),
+    lm_head runs on the completion positions a chunk at a time under activation checkpointing, as the
+    supervised loss does: the [n, C, vocabulary] logits never exist; without, from the model's logits.
     """
-    outputs = model(input_ids=sequences.input_ids, attention_mask=sequences.attention_mask,
-                    position_ids=sequences.position_ids, use_cache=False,
-                    logits_to_keep=sequences.completion_length + 1)
-    logits = outputs.logits[:, :-1]  # position i predicts completion token i
     scale = temperature if temperature and temperature > 0 else 1.0
-    parts = []
-    for start in range(0, logits.shape[0], chunk_rows):
-        block = logits[start:start + chunk_rows].float() / scale
-        targets = sequences.completion_ids[start:start + chunk_rows]
-        parts.append(torch.gather(block.log_softmax(-1), -1, targets[..., None]).squeeze(-1))
-    return torch.cat(parts)
+    inputs = {"input_ids": sequences.input_ids, "attention_mask": sequences.attention_mask,
+              "position_ids": sequences.position_ids}
+    length = sequences.completion_length
+    if head is None:
+        logits = model(**inputs, use_cache=False, logits_to_keep=length + 1).logits[:, :-1]
+        return _chunked(lambda block: block, logits, sequences, scale, rows=4)
+    from swift_train.loss import hidden_states
+
+    hidden, _ = hidden_states(model, head, inputs)
+    return _chunked(head.output, hidden[:, -length - 1:-1], sequences, scale, rows=None, chunk=head.chunk_tokens)
+
+
+def _chunked(output: Any, states: torch.Tensor, sequences: Sequences, scale: float, rows: int | None,
+             chunk: int = 0) -> torch.Tensor:
+    """-cross-entropy (= log-probability) of each real completion token, a chunk of positions at a time."""
+    from torch.utils.checkpoint import checkpoint
+
+    mask = sequences.completion_mask.bool()
+    selected, targets = states[mask], sequences.completion_ids[mask]
+    step = chunk or max(1, rows * states.shape[1])
+    pieces = []
+    for start in range(0, len(targets), step):
+        args = (output, selected[start:start + step], targets[start:start + step], scale)
+        use_checkpoint = torch.is_grad_enabled() and chunk  # recomputed in backward: one chunk's logits at a time
+        pieces.append(checkpoint(_logps, *args, use_reentrant=False) if use_checkpoint else _logps(*args))
+    values = torch.cat(pieces) if pieces else selected[:0, 0].float()
+    result = torch.zeros(mask.shape, dtype=torch.float32, device=values.device)
+    return result.masked_scatter(mask, values)
+
+
+def _logps(output: Any, states: torch.Tensor, targets: torch.Tensor, scale: float) -> torch.Tensor:
+    logits = output(states).float() / scale
+    return -torch.nn.functional.cross_entropy(logits, targets, reduction="none")  # no [N, V] log_softmax kept
 
 
 BUFFER_FILE = "rollout_buffer_{rank}.pt"  # rollouts still to be trained on, saved with a checkpoint

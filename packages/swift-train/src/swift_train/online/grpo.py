@@ -30,6 +30,19 @@ def _mean(values: torch.Tensor) -> torch.Tensor:
     return _mean_here(values.to('cuda' if torch.cuda.is_available() else 'cpu'))
 
 
+def _logp_head(trainer: Any, model: Any) -> Any:
+    """lm_head and decoder of `model` for the chunked log-probabilities (loss.find_head), found once; None: the
+    full-logits path (a model whose logits lm_head alone does not give)."""
+    from swift_train.loss import find_head
+
+    unwrapped = trainer.accelerator.unwrap_model(model)
+    heads = trainer.__dict__.setdefault("_logp_heads", {})
+    if id(unwrapped) not in heads:
+        head = find_head(unwrapped)
+        heads[id(unwrapped)] = None if isinstance(head, str) else head
+    return heads[id(unwrapped)]
+
+
 class GrpoTrainer(PreferenceTrainer):
     def __init__(self, *args: Any, reward_functions: list[Any], reward_model: Any = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -100,7 +113,7 @@ class GrpoTrainer(PreferenceTrainer):
                                  "old_logps": None, "ref_logps": None}
         with torch.no_grad():
             if self.swift_args.num_iterations > 1:  # later passes need the sampling policy's own log-probs
-                batch["old_logps"] = token_logps(self.model, sequences, self.swift_args.temperature)
+                batch["old_logps"] = token_logps(self.model, sequences, self.swift_args.temperature, _logp_head(self, self.model))
             if self.swift_args.beta:
                 batch["ref_logps"] = self._reference_token_logps(sequences)
         self._record_rollout(rollouts, per_function, rewards, stds, sequences)
@@ -133,7 +146,7 @@ class GrpoTrainer(PreferenceTrainer):
         reference.eval()
         try:
             with self._without_tuner(reference):
-                return token_logps(reference, sequences, self.swift_args.temperature)
+                return token_logps(reference, sequences, self.swift_args.temperature, _logp_head(self, reference))
         finally:
             reference.train(training)
 
@@ -141,7 +154,7 @@ class GrpoTrainer(PreferenceTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
         sequences: Sequences = inputs["sequences"]
-        logps = token_logps(model, sequences, self.swift_args.temperature)
+        logps = token_logps(model, sequences, self.swift_args.temperature, _logp_head(self, model))
         result = losses.grpo_loss(logps, inputs["old_logps"], inputs["ref_logps"], inputs["advantages"],
                                   sequences.completion_mask, beta=self.swift_args.beta, epsilon=self.swift_args.epsilon)
         self._metrics["train"]["kl"].append(_mean(result.kl))

@@ -66,6 +66,19 @@ def _mean(values: torch.Tensor) -> torch.Tensor:
     return _mean_here(values.to('cuda' if torch.cuda.is_available() else 'cpu'))
 
 
+def _logp_head(trainer: Any, model: Any) -> Any:
+    """lm_head and decoder of `model` for the chunked log-probabilities (loss.find_head), found once; None: the
+    full-logits path (a model whose logits lm_head alone does not give)."""
+    from swift_train.loss import find_head
+
+    unwrapped = trainer.accelerator.unwrap_model(model)
+    heads = trainer.__dict__.setdefault("_logp_heads", {})
+    if id(unwrapped) not in heads:
+        head = find_head(unwrapped)
+        heads[id(unwrapped)] = None if isinstance(head, str) else head
+    return heads[id(unwrapped)]
+
+
 class PpoTrainer(PreferenceTrainer):
     def __init__(self, *args: Any, reward_model: Any, value_model: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -125,10 +138,10 @@ class PpoTrainer(PreferenceTrainer):
         policy.eval()
         self.value_model.eval()
         try:
-            logps = torch.cat([token_logps(policy, c, args.temperature) for c in chunks])
+            logps = torch.cat([token_logps(policy, c, args.temperature, _logp_head(self, policy)) for c in chunks])
             reference = self.ref_model if self.ref_model is not None else policy
             with self._without_tuner(reference):
-                ref_logps = torch.cat([token_logps(reference, c, args.temperature) for c in chunks])
+                ref_logps = torch.cat([token_logps(reference, c, args.temperature, _logp_head(self, reference)) for c in chunks])
             values = torch.cat([token_values(self.value_model, c) for c in chunks])
         finally:
             policy.train(training)
@@ -177,7 +190,7 @@ class PpoTrainer(PreferenceTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
         args = self.swift_args
         sequences: Sequences = inputs["sequences"]
-        logps = token_logps(model, sequences, args.temperature)
+        logps = token_logps(model, sequences, args.temperature, _logp_head(self, model))
         values = token_values(self.value_model, sequences)
         result = losses.ppo_loss(logps, inputs["old_logps"], inputs["advantages"], values, inputs["old_values"],
                                  inputs["returns"], sequences.completion_mask, args.cliprange, args.cliprange_value, args.vf_coef)

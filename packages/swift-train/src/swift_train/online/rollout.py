@@ -10,6 +10,7 @@ it before each rollout (LoRA merged for the copy, then unmerged), as TRL's coloc
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -46,14 +47,25 @@ def stop_token_ids(model: Any, tokenizer: Any) -> set[int]:
 
 
 class PtRollout:
-    """Rollouts through the continuous batcher, on the training model's current weights."""
+    """Rollouts on the training model's current weights: on a GPU, the whole batch decoded in lockstep with each
+    step a CUDA graph replay (swift_infer.engines.static_batch); elsewhere, or for a model it cannot take,
+    through the continuous batcher."""
 
     def __init__(self, model: Any, tokenizer: Any, params: SamplingParams, max_batch_size: int,
                  gather: contextlib.AbstractContextManager | None = None):
-        self.model, self.params, self.gather = model, params, gather
+        from swift_infer.engines import static_batch
+
+        self.model, self.tokenizer, self.params, self.gather = model, tokenizer, params, gather
+        self.max_batch_size = max_batch_size
         self.stop_ids = stop_token_ids(model, tokenizer)
-        self.batcher = ContinuousBatcher(model, tokenizer, max_batch_size, self.stop_ids, max_length=10**9,
-                                         mixed_adapters=False)
+        self.batcher: ContinuousBatcher | None = None
+        self.static: Any = None
+        why_not = static_batch.supported(model) if torch.cuda.is_available() else "no GPU"
+        if why_not is None:
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(self.stop_ids), 0)
+            self.static = static_batch.StaticBatchGenerator(model, self.stop_ids, pad)
+        elif torch.cuda.is_available():
+            print(f"swift: rollouts run through the continuous batcher, not CUDA graphs: {why_not}", file=sys.stderr)
 
     def generate(self, prompts: list[list[int]]) -> Rollouts:
         start = time.perf_counter()
@@ -61,17 +73,36 @@ class PtRollout:
         self.model.eval()  # no dropout while sampling: the completions come from the policy itself
         try:
             with self.gather() if self.gather is not None else contextlib.nullcontext():
-                handles = [self.batcher.submit(p, self.params, stream=False) for p in prompts]
-                completions = [h.result() for h in handles]
+                ids = self._static(prompts) if self.static is not None else None
+                if ids is None:
+                    ids = self._batched(prompts)
         finally:
             self.model.train(training)
-        ids = [[c.token for c in done.tokens] + ([done.stop_token] if done.stop_token is not None else [])
-               for done in completions]
-        return Rollouts(ids, [c.text for c in completions], [c.stop_token is not None for c in completions],
-                        time.perf_counter() - start)
+        ended = [bool(c) and c[-1] in self.stop_ids for c in ids]
+        texts = [self.tokenizer.decode(c[:-1] if end else c, skip_special_tokens=True) for c, end in zip(ids, ended)]
+        return Rollouts(ids, texts, ended, time.perf_counter() - start)
+
+    def _static(self, prompts: list[list[int]]) -> list[list[int]] | None:
+        try:
+            return self.static.generate(prompts, self.params, self.params.max_new_tokens)
+        except Exception as error:  # noqa: BLE001 - a model the graphs cannot take: the batcher still can
+            print(f"swift: CUDA-graph rollouts failed ({type(error).__name__}: {error}); using the continuous "
+                  "batcher from here on", file=sys.stderr)
+            self.static = None
+            return None
+
+    def _batched(self, prompts: list[list[int]]) -> list[list[int]]:
+        if self.batcher is None:
+            self.batcher = ContinuousBatcher(self.model, self.tokenizer, self.max_batch_size, self.stop_ids,
+                                             max_length=10**9, mixed_adapters=False)
+        handles = [self.batcher.submit(p, self.params, stream=False) for p in prompts]
+        completions = [h.result() for h in handles]
+        return [[c.token for c in done.tokens] + ([done.stop_token] if done.stop_token is not None else [])
+                for done in completions]
 
     def close(self) -> None:
-        self.batcher.close()
+        if self.batcher is not None:
+            self.batcher.close()
 
 
 class VllmRollout:
