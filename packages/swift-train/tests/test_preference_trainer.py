@@ -293,8 +293,8 @@ PARSE_TIME = {
     "ref_model-lora": (["--ref_model", "SmolLM2-135M-Instruct"],
                        "--ref_model with --train_type lora: the reference is the model with its adapter disabled"),
     "ref_model-simpo": (["--rlhf_type", "simpo", "--ref_model", "x"], "--ref_model: --rlhf_type simpo uses no reference"),
-    "grpo": (["--rlhf_type", "grpo"], "--rlhf_type grpo: online RL"),
-    "num_generations": (["--num_generations", "4"], "--num_generations 4: configures online RL"),
+    "grpo": (["--rlhf_type", "grpo", "--per_device_train_batch_size", "8"], "--rlhf_type grpo needs rewards"),
+    "num_generations": (["--num_generations", "4"], "--num_generations 4: configures GRPO; add --rlhf_type grpo"),
     "packing": (["--packing", "true"], "--packing true: chosen and rejected answers are scored as whole sequences"),
     "orpo-ipo": (["--rlhf_type", "orpo", "--loss_type", "ipo"], "--loss_type ipo: --rlhf_type orpo takes no --loss_type"),
     "exo_pair": (["--loss_type", "exo_pair"], "--loss_type exo_pair needs --label_smoothing above 0"),
@@ -313,13 +313,12 @@ def test_arguments_rlhf_cannot_honour_are_refused(tmp_path, argv, expected) -> N
     assert message.startswith(expected), message
 
 
-def test_ppo_with_a_reward_model_is_refused_as_online_rl(tmp_path) -> None:
-    """Both arguments are refused, one line each (every refused argument gets its line)."""
+def test_a_missing_reward_model_is_named_as_reward_model(tmp_path) -> None:
+    """Found missing before the run directory or any weights: named as the argument the user typed."""
+    missing = tmp_path / "no-such-rm"
     message = refused(tmp_path, "--model", "SmolLM2-135M-Instruct", "--dataset", "preference-pairs", "--rlhf_type",
-                      "ppo", "--reward_model", "x", lines=2)
-    first, second = message.splitlines()
-    assert first.startswith("--rlhf_type ppo: online RL") and second.startswith("--reward_model x:")
-    assert "online RL" in second
+                      "ppo", "--reward_model", str(missing))
+    assert message.startswith(f"--reward_model {missing}: no such file or directory"), message
 
 
 def test_sft_refuses_a_reward_models_num_labels(tmp_path) -> None:

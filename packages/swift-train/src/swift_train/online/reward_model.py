@@ -72,8 +72,16 @@ class RewardModel:
 
 
 def check_reward_model(args: Any) -> None:
-    """The reward model's files exist (before any model loads)."""
-    if args.reward_model and not Path(args.reward_model).exists() and "/" not in args.reward_model:
-        from swift_data.models import model_for_args
+    """The reward model's files and adapters, named as --reward_model / --reward_adapters (before any model loads)."""
+    from swift_args.adapters import adapter_problems, missing_adapters
+    from swift_data.models import model_for_args
 
-        model_for_args(reward_model_args(args))
+    problems = [p.replace("--adapters", "--reward_adapters") for p in
+                missing_adapters(list(args.reward_adapters)) + adapter_problems(list(args.reward_adapters))]
+    if problems:
+        raise ArgumentError("\n".join(problems))
+    source = reward_model_args(args)
+    try:
+        model_for_args(source)
+    except ArgumentError as exc:
+        raise ArgumentError(str(exc).replace(f"--model {source.model}", f"--reward_model {args.reward_model}", 1)) from None
