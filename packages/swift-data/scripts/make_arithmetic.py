@@ -4,9 +4,12 @@ Run as:
 
     python packages/swift-data/scripts/make_arithmetic.py
 
-Each row is a question and its `solution`, e.g. {"messages": [{"role": "user", "content": "What is 7 + 5?"}],
-"solution": "12"}: additions and subtractions of one- and two-digit numbers (never below zero) and the
-one-digit times table, each problem once, in a few phrasings, shuffled. The same seed writes the same file, so
+Each row is a question and its `solution`, e.g. {"messages": [<the worked example>, {"role": "user", "content":
+"What is 7 + 5?"}], "solution": "12"}: additions and subtractions of one- and two-digit numbers (never below
+zero) and the one-digit times table, each problem once, in a few phrasings, shuffled. Every question follows one
+worked example of the answer's form (WORKED_EXAMPLE: "3 + 4 = 7, so <answer>7</answer>"): GRPO's `accuracy`
+reward reads the answer inside <answer> tags (or \\boxed{}), which a small model does not write unprompted, so
+without the example every completion of a group scores 0 and nothing is learnt. The same seed writes the same file, so
 a change to this script shows up as a diff of the data (the tests regenerate it and compare).
 """
 
@@ -20,6 +23,8 @@ from pathlib import Path
 SEED = 20250301
 SUMS = DIFFERENCES = 560  # with the 81 products: 1201 problems
 PHRASINGS = ("What is {}?", "Compute {}.", "{} = ?")
+WORKED_EXAMPLE = [{"role": "user", "content": "What is 3 + 4?"},
+                  {"role": "assistant", "content": "3 + 4 = 7, so <answer>7</answer>"}]
 OUTPUT = Path(__file__).resolve().parents[1] / "src/swift_data/datasets/builtin/arithmetic.jsonl"
 
 
@@ -47,7 +52,7 @@ def problems(rng: random.Random) -> list[tuple[str, int]]:
 
 def rows(seed: int = SEED) -> list[dict]:
     rng = random.Random(seed)
-    out = [{"messages": [{"role": "user", "content": rng.choice(PHRASINGS).format(expression)}],
+    out = [{"messages": [*WORKED_EXAMPLE, {"role": "user", "content": rng.choice(PHRASINGS).format(expression)}],
             "solution": str(value)} for expression, value in problems(rng)]
     rng.shuffle(out)
     return out

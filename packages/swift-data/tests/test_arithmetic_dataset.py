@@ -15,6 +15,8 @@ from swift_data.datasets import BUILTIN_DATASETS, DataOptions, load_dataset_rows
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_arithmetic.py"
 PROBLEM = re.compile(r"^(?:What is (?P<q1>.+)\?|Compute (?P<q2>.+)\.|(?P<q3>.+) = \?)$")
 EXPRESSION = re.compile(r"^(\d{1,2}) ([+\-×]) (\d{1,2})$")
+WORKED_EXAMPLE = [{"role": "user", "content": "What is 3 + 4?"},
+                  {"role": "assistant", "content": "3 + 4 = 7, so <answer>7</answer>"}]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +39,8 @@ def test_each_problem_once_with_its_value(rows: list[dict]) -> None:
     problems = set()
     for row in rows:
         assert set(row) == {"messages", "solution"}
-        [message] = row["messages"]
-        assert message["role"] == "user"
+        *example, message = row["messages"]
+        assert example == WORKED_EXAMPLE and message["role"] == "user"
         match = PROBLEM.match(message["content"])
         phrasing = next(k for k, v in match.groupdict().items() if v)
         a, op, b = EXPRESSION.match(match[phrasing]).groups()
