@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 from swift_train.online import losses
-from swift_train.online.batches import GroupSampler, lay_out
+from swift_train.online.batches import GroupSampler, lay_out, token_logps
 
 
 def test_group_advantages_are_relative_to_the_group_and_zero_for_an_all_equal_group() -> None:
@@ -144,3 +144,35 @@ def test_chunked_token_logps_equal_the_full_logits_path_with_gradients() -> None
     chunked.sum().backward()
     for grad, param in zip(expected, model.parameters()):
         assert torch.allclose(grad, param.grad, atol=1e-5)
+
+
+def t(rows: list) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def test_grpo_loss_ignores_padding():
+    logps, mask, advantages = t([[-1.0, -2.0, 0.0]]), t([[1, 1, 0]]), t([2.0])
+    old, ref = t([[-1.1, -1.9, 0.0]]), t([[-0.9, -2.2, 0.0]])
+    padded = losses.grpo_loss(logps, old, ref, advantages, mask, beta=0.1, epsilon=0.2)
+    for junk in (50.0, -50.0):
+        changed = lambda x: torch.cat([x[:, :2], t([[junk]])], 1)  # noqa: E731
+        again = losses.grpo_loss(changed(logps), changed(old), changed(ref), advantages, mask, beta=0.1, epsilon=0.2)
+        assert (again.loss.item(), again.kl.item(), again.clip_ratio.item()) == pytest.approx(
+            (padded.loss.item(), padded.kl.item(), padded.clip_ratio.item()))
+    short = losses.grpo_loss(logps[:, :2], old[:, :2], ref[:, :2], advantages, mask[:, :2], beta=0.1, epsilon=0.2)
+    assert short.loss.item() == pytest.approx(padded.loss.item())
+
+
+def test_token_logps_of_padded_rows_equal_each_row_alone():
+    from _tiny import tiny_llama
+
+    model = tiny_llama().eval()
+    prompts, completions = [[5, 6, 7, 8], [9, 10]], [[11, 12], [13, 14, 15]]
+    sequences = lay_out(prompts, completions, pad_id=0)
+    with torch.no_grad():
+        batched = token_logps(model, sequences, temperature=0.7)
+        for row, (prompt, completion) in enumerate(zip(prompts, completions)):
+            ids = torch.tensor([prompt + completion])
+            logits = model(input_ids=ids).logits[0, len(prompt) - 1:-1] / 0.7
+            alone = logits.log_softmax(-1).gather(-1, torch.tensor(completion)[:, None])[:, 0]
+            assert batched[row, :len(completion)].tolist() == pytest.approx(alone.tolist(), abs=1e-4)
