@@ -19,6 +19,7 @@ from swift_args.commands import COMMANDS, ENTRY_POINT_GROUP
 from swift_args.errors import ArgumentError
 from swift_args.help import format_help
 from swift_args.plugins import import_files
+from swift_args.quiet import silence_known_noise
 from swift_args.resolve import Invocation, parse_args
 
 CommandMain = Callable[[Invocation], Any]
@@ -77,6 +78,7 @@ def run_command(name: str, argv: list[str], command_main: CommandMain) -> int:
     if any(a in ("-h", "--help") for a in argv):
         sys.stdout.write(format_help(command))
         return 0
+    silence_known_noise()
     try:
         invocation = parse_args(name, argv)
         missing = missing_adapters(getattr(invocation.args, "adapters", []))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,24 @@ from swift_train.loss import (
 )
 
 IGNORE = -100
+
+
+@contextlib.contextmanager
+def embedding_copy_skipped(model: Any) -> Iterator[None]:
+    """A PEFT checkpoint saved without a copy of the base model's embedding matrix.
+
+    swift never resizes the vocabulary, so the copy is never needed. Left at peft's "auto", every save would look
+    the base model's config.json up on the Hub to compare vocabulary sizes: a network call (a DNS timeout
+    offline) and a warning for a built-in alias. Trained embeddings (--modules_to_save) are saved either way.
+    """
+    if not hasattr(model, "peft_config"):
+        yield
+        return
+    model.save_pretrained = functools.partial(type(model).save_pretrained, model, save_embedding_layers=False)
+    try:
+        yield
+    finally:
+        del model.save_pretrained
 
 
 class SwiftTrainer(Seq2SeqTrainer):
@@ -374,12 +395,13 @@ class SwiftTrainer(Seq2SeqTrainer):
                 if self.processing_class is not None:
                     self.processing_class.save_pretrained(output_dir or self.args.output_dir)
             return
-        super()._save(output_dir, state_dict)
+        with embedding_copy_skipped(self.model):
+            super()._save(output_dir, state_dict)
         from swift_train.tuners.lora import initial_adapter_dir, moves_base_weights
 
         if moves_base_weights(self.swift_args) and self.args.should_save:
             # Overwrite the adapter with the one that fits the original base (rank 2r, init true).
-            self.model.save_pretrained(output_dir or self.args.output_dir,
+            self.model.save_pretrained(output_dir or self.args.output_dir, save_embedding_layers=False,
                                        path_initial_model_for_weight_conversion=str(initial_adapter_dir(self.swift_args)))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:  # noqa: ANN001
