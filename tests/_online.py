@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,15 +33,13 @@ def builtin_rows(name: str) -> list[dict]:
     return read_jsonl(find_builtin_dataset(name).path())
 
 
-def one_digit_problems() -> list[dict]:
-    """The built-in arithmetic rows whose numbers all have one digit (190 of them).
+def arithmetic_problems() -> list[dict]:
+    """The built-in arithmetic set: 236 one-digit problems, each after the set's worked example.
 
-    Each follows the set's worked example ("3 + 4 = 7, so <answer>7</answer>"). With it SmolLM2-135M-Instruct
-    mostly works a one-digit problem out right but seldom goes on to the tagged answer that `accuracy` reads:
-    GRPO has a rare success to reinforce.
+    With the example SmolLM2-135M-Instruct mostly works a problem out but seldom goes on to the tagged answer that
+    `accuracy` reads: GRPO has a rare success to reinforce.
     """
-    return [row for row in builtin_rows("arithmetic")
-            if all(int(n) < 10 for n in re.findall(r"\d+", row["messages"][-1]["content"]))]
+    return builtin_rows("arithmetic")
 
 
 def split(rows: list[dict], held_out: int, folder: Path, seed: int = 0) -> Split:

@@ -2,7 +2,7 @@
 the reward of completions to held-out prompts, and the checkpoint answers through `swift infer` and merges.
 (Refusals, plugins, the all-equal-rewards warning and resuming run on a tiny model in test_online_rl_cli.py.)
 
-The learning runs hold out 32 of the built-in arithmetic problems with one-digit numbers and evaluate on them
+The learning runs hold out 32 of the built-in arithmetic problems and evaluate on them
 before the first step (--eval_on_start true) and after the last, one completion per prompt at the training
 temperature: eval_reward in logging.jsonl is that mean reward.
 """
@@ -15,8 +15,8 @@ import pytest
 from _online import (
     THINK_EXAMPLE,
     Split,
+    arithmetic_problems,
     evals,
-    one_digit_problems,
     read_jsonl,
     split,
     train_steps,
@@ -45,8 +45,8 @@ def evaluated(split: Split, steps: int = LEARN_STEPS) -> list[str]:
 
 @pytest.fixture(scope="module")
 def problems(tmp_path_factory) -> Split:
-    """The built-in arithmetic problems with one-digit numbers, each after the set's worked example."""
-    return split(one_digit_problems(), 32, tmp_path_factory.mktemp("problems"))
+    """The built-in arithmetic problems, 32 held out."""
+    return split(arithmetic_problems(), 32, tmp_path_factory.mktemp("problems"))
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_grpo_with_the_accuracy_reward_answers_more_held_out_problems_right(accu
 @pytest.mark.long
 def test_grpo_with_the_format_reward_writes_more_well_formed_answers(problems, tmp_path):
     # The same problems after an example of the form `format` rewards: <think>...</think><answer>...</answer>.
-    think = split([{**row, "messages": [*THINK_EXAMPLE, row["messages"][-1]]} for row in one_digit_problems()], 32,
+    think = split([{**row, "messages": [*THINK_EXAMPLE, row["messages"][-1]]} for row in arithmetic_problems()], 32,
                   tmp_path / "think")
     output = tmp_path / "run"
     result = run_swift(*grpo(think.train, output, "--reward_funcs", "format", *evaluated(think),

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from _online import evals, one_digit_problems, read_jsonl, split, train_steps, write_jsonl
+from _online import arithmetic_problems, evals, read_jsonl, split, train_steps, write_jsonl
 from swift_e2e import run_swift
 
 RM_STEPS = 8
@@ -29,9 +29,9 @@ def preference_pair(row: dict, index: int) -> dict:
 
 @pytest.fixture(scope="module")
 def reward_model(tmp_path_factory) -> Path:
-    """A LoRA reward model on SmolLM2, trained on pairs of the one-digit problems (the PPO run's too)."""
+    """A LoRA reward model on SmolLM2, trained on pairs of the built-in arithmetic problems."""
     folder = tmp_path_factory.mktemp("rm")
-    pairs = write_jsonl(folder / "pairs.jsonl", [preference_pair(row, i) for i, row in enumerate(one_digit_problems())])
+    pairs = write_jsonl(folder / "pairs.jsonl", [preference_pair(row, i) for i, row in enumerate(arithmetic_problems())])
     output = folder / "run"
     trained = run_swift("rlhf", "--rlhf_type", "rm", "--model", "SmolLM2-135M-Instruct", "--dataset", str(pairs),
                         "--split_dataset_ratio", "0", "--max_steps", str(RM_STEPS), "--per_device_train_batch_size",
@@ -44,7 +44,7 @@ def reward_model(tmp_path_factory) -> Path:
 @pytest.mark.slow
 @pytest.mark.long
 def test_ppo_raises_the_reward_models_score_of_held_out_completions(reward_model, tmp_path):
-    problems = split(one_digit_problems(), 32, tmp_path / "problems")
+    problems = split(arithmetic_problems(), 32, tmp_path / "problems")
     output = tmp_path / "run"
     result = run_swift(
         "rlhf", "--rlhf_type", "ppo", "--model", "SmolLM2-135M-Instruct", "--reward_model", "SmolLM2-135M-Instruct",

@@ -14,7 +14,7 @@ from swift_data.datasets import BUILTIN_DATASETS, DataOptions, load_dataset_rows
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_arithmetic.py"
 PROBLEM = re.compile(r"^(?:What is (?P<q1>.+)\?|Compute (?P<q2>.+)\.|(?P<q3>.+) = \?)$")
-EXPRESSION = re.compile(r"^(\d{1,2}) ([+\-×]) (\d{1,2})$")
+EXPRESSION = re.compile(r"^(\d+) ([+\-×]) (\d+)$")
 WORKED_EXAMPLE = [{"role": "user", "content": "What is 3 + 4?"},
                   {"role": "assistant", "content": "3 + 4 = 7, so <answer>7</answer>"}]
 
@@ -34,7 +34,7 @@ def test_the_file_is_what_the_script_writes(rows: list[dict]) -> None:
 
 
 def test_each_problem_once_with_its_value(rows: list[dict]) -> None:
-    assert len(rows) == 1201
+    assert len(rows) == 236
     operations, phrasings, digits = Counter(), Counter(), Counter()
     problems = set()
     for row in rows:
@@ -51,9 +51,9 @@ def test_each_problem_once_with_its_value(rows: list[dict]) -> None:
         phrasings[phrasing] += 1
         digits[len(a), len(b)] += 1
     assert len(problems) == len(rows)  # no problem twice, however phrased
-    assert operations == {"+": 560, "-": 560, "×": 81}
-    assert min(phrasings.values()) > 300 and len(phrasings) == 3
-    assert set(digits) == {(1, 1), (1, 2), (2, 1), (2, 2)}
+    assert operations == {"+": 100, "-": 55, "×": 81}  # every one-digit sum, difference >= 0 and product
+    assert min(phrasings.values()) > 60 and len(phrasings) == 3
+    assert set(digits) == {(1, 1)}
 
 
 def test_every_solution_parses_with_math_verify(rows: list[dict]) -> None:

@@ -39,7 +39,7 @@ BUILTIN_DATASETS = {
                        "correct, concise and polite (en and zh).",
                        aliases=("swift/preference-pairs",)),
         BuiltinDataset("arithmetic", "arithmetic.jsonl",
-                       "1201 easy arithmetic questions with a `solution` column, each after one worked example of the "
+                       "236 one-digit arithmetic questions with a `solution` column, each after one worked example of the "
                        "answer form (<answer>7</answer>), for swift rlhf --rlhf_type "
                        "grpo --reward_funcs accuracy (written by scripts/make_arithmetic.py).",
                        aliases=("swift/arithmetic",)),
