@@ -9,7 +9,8 @@ the same prompts (the built-in arithmetic questions, rendered by the same chat t
 completions per step and the same rule reward (distinct words per completion). A random model almost never
 writes its end-of-sequence token, so both sides sample --completion tokens for every completion.
   baseline  TRL's GRPOTrainer with its default transformers `generate` (use_vllm False, loss_type grpo)
-  swift     swift rlhf --rlhf_type grpo at its defaults (rollouts through swift-infer's continuous batcher)
+  swift     swift rlhf --rlhf_type grpo at its defaults (on CUDA, rollouts through swift-infer's static-batch
+            engine with CUDA-graph decode steps)
 Reported, over the steps after the first two: rollout tokens per second (completion tokens / time spent
 sampling), seconds per step, and peak GPU memory.
 """

@@ -104,7 +104,11 @@ def token_logps(model: Any, sequences: Sequences, temperature: float = 1.0, head
     from swift_train.loss import hidden_states
 
     hidden, _ = hidden_states(model, head, inputs)
-    return _chunked(head.output, hidden[:, -length - 1:-1], sequences, scale, rows=None, chunk=head.chunk_tokens)
+    # A quarter of the supervised loss's chunk: here a chunk's logits exist three times over at the peak (the
+    # head's output, its float32 copy, cross-entropy's log-softmax), in the
+    # reference pass, the old-policy pass and the policy's backward alike.
+    chunk = max(64, head.chunk_tokens // 4)
+    return _chunked(head.output, hidden[:, -length - 1:-1], sequences, scale, rows=None, chunk=chunk)
 
 
 def _chunked(output: Any, states: torch.Tensor, sequences: Sequences, scale: float, rows: int | None,
@@ -126,7 +130,9 @@ def _chunked(output: Any, states: torch.Tensor, sequences: Sequences, scale: flo
 
 
 def _logps(output: Any, states: torch.Tensor, targets: torch.Tensor, scale: float) -> torch.Tensor:
-    logits = output(states).float() / scale
+    logits = output(states).float()
+    if scale != 1.0:
+        logits = logits.div_(scale)  # in place: one float32 copy of the chunk's logits less
     return -torch.nn.functional.cross_entropy(logits, targets, reduction="none")  # no [N, V] log_softmax kept
 
 

@@ -42,6 +42,8 @@ def value_model(args: Any, loaded: Any) -> Any:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, source.adapters[0]).merge_and_unload()
+    if args.gradient_checkpointing:  # as the policy: the value model's backward runs over the same long batch
+        _checkpoint_activations(model, args.gradient_checkpointing_kwargs or {"use_reentrant": False})
     if args.train_type == "full":
         return model.requires_grad_(True)
     from peft import LoraConfig, get_peft_model
@@ -49,6 +51,15 @@ def value_model(args: Any, loaded: Any) -> Any:
     config = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
                         target_modules="all-linear", modules_to_save=["score"], task_type="SEQ_CLS")
     return get_peft_model(model, config)
+
+
+def _checkpoint_activations(model: Any, kwargs: dict[str, Any]) -> None:
+    enable = getattr(model, "activation_checkpointing_enable", None)  # transformers 5's name
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.enable_input_require_grads()  # frozen embeddings still pass gradients on to the checkpointed layers
 
 
 def token_values(model: Any, sequences: Sequences) -> torch.Tensor:
