@@ -135,3 +135,65 @@ def test_a_resumed_run_with_num_iterations_goes_on_from_the_saved_rollouts(tiny_
     answer = run_swift("infer", "--adapters", str(tmp_path / "whole" / "checkpoint-4"), "--max_new_tokens", "4",
                        input="What is 2 + 2?\n")
     assert answer.returncode == 0, answer.stderr
+
+
+def test_grpo_on_two_processes_gathers_the_rewards_of_both(tiny_chat_model, prompts, tmp_path):
+    # Each process samples its own prompts' groups (gloo on CPUs); the logged reward is the mean over both.
+    plugin = tmp_path / "my_reward.py"
+    plugin.write_text(LENGTH_PLUGIN)
+    output = tmp_path / "run"
+    result = run_swift(*grpo(tiny_chat_model, prompts, output, "--external_plugins", str(plugin), "--reward_funcs",
+                             "length_over_100", "--max_steps", "2", "--log_completions", "true"), NPROC_PER_NODE="2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = [r for r in read_log(output) if "loss" in r]
+    assert [s["global_step"] for s in steps] == [1, 2]
+    assert (output / "checkpoint-2" / "adapter_model.safetensors").is_file()
+    completions = [json.loads(line) for line in (output / "completions.jsonl").read_text().splitlines()]
+    for step in steps:  # both processes' completions are logged and averaged
+        rewards = [c["reward"] for c in completions if c["step"] == step["global_step"]]
+        assert len(rewards) == 2 * 8
+        assert step["reward"] == pytest.approx(sum(rewards) / len(rewards), abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny_reward_model(tiny_chat_model, tmp_path_factory) -> Path:
+    """A reward model on the tiny model, `--rlhf_type rm` for one step (its scores mean little; PPO runs on them)."""
+    folder = tmp_path_factory.mktemp("rm")
+    pairs = folder / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({**row, "messages": [*row["messages"], {"role": "assistant", "content": row["solution"]}],
+                                         "rejected_response": "no idea"}) + "\n" for row in PROMPTS[:8]))
+    result = run_swift("rlhf", "--rlhf_type", "rm", "--model", str(tiny_chat_model), "--dataset", str(pairs),
+                       "--split_dataset_ratio", "0", "--max_steps", "1", "--per_device_train_batch_size", "4",
+                       "--output_dir", str(folder / "run"), "--add_version", "false", "--report_to", "none",
+                       "--gradient_checkpointing", "false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder / "run" / "checkpoint-1"
+
+
+def ppo(model: Path, reward_adapter: Path, data: Path, output: Path, *extra: str) -> list[str]:
+    return ["rlhf", "--rlhf_type", "ppo", "--model", str(model), "--reward_model", str(model), "--reward_adapters",
+            str(reward_adapter), "--dataset", str(data), "--per_device_train_batch_size", "4", "--response_length", "8",
+            "--num_ppo_epochs", "2", "--learning_rate", "1e-3", "--logging_steps", "1", "--split_dataset_ratio", "0",
+            "--output_dir", str(output), "--add_version", "false", "--report_to", "none", "--gradient_checkpointing",
+            "false", "--seed", "1", *extra]
+
+
+def test_a_resumed_ppo_run_goes_on_exactly_with_its_value_model_and_rollouts(tiny_chat_model, tiny_reward_model,
+                                                                            prompts, tmp_path):
+    # --num_ppo_epochs 2: step 2 trains again on step 1's rollouts, and the value model trains beside the policy;
+    # the checkpoint after step 1 keeps both (rollout_buffer_0.pt, value_model.pt).
+    common = ("--max_steps", "4", "--save_steps", "1")
+    whole = run_swift(*ppo(tiny_chat_model, tiny_reward_model, prompts, tmp_path / "whole", *common))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    checkpoint = tmp_path / "whole" / "checkpoint-1"
+    assert (checkpoint / "value_model.pt").is_file() and (checkpoint / "rollout_buffer_0.pt").is_file()
+    resumed = run_swift(*ppo(tiny_chat_model, tiny_reward_model, prompts, tmp_path / "resumed", *common,
+                             "--resume_from_checkpoint", str(checkpoint)))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected = {r["global_step"]: r for r in read_log(tmp_path / "whole") if "loss" in r}
+    actual = {r["global_step"]: r for r in read_log(tmp_path / "resumed") if "loss" in r}
+    assert sorted(actual) == [2, 3, 4]
+    for step, record in actual.items():
+        for key in ("loss", "policy_loss", "value_loss", "grad_norm"):
+            assert record[key] == pytest.approx(expected[step][key], rel=1e-4, abs=1e-6), (step, key)
+    assert "score" in expected[1] and "score" in expected[3] and "score" not in expected[2]  # a rollout every 2 steps

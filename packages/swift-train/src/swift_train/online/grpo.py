@@ -55,9 +55,7 @@ class GrpoTrainer(PreferenceTrainer):
         self._buffer: dict[int, dict[str, Any]] = {}
         self._micro_step = 0
         self._equal_groups = [0, 0]  # groups whose completions all got the same reward, groups, since the last log
-        self.completions_file: Path | None = None
-        if swift_args.log_completions and self.is_world_process_zero():
-            self.completions_file = Path(self.args.output_dir) / "completions.jsonl"
+        self.completions_file = Path(self.args.output_dir) / "completions.jsonl"
 
     # -- prompts --------------------------------------------------------------------------------
 
@@ -117,7 +115,7 @@ class GrpoTrainer(PreferenceTrainer):
             if self.swift_args.beta:
                 batch["ref_logps"] = self._reference_token_logps(sequences)
         self._record_rollout(rollouts, per_function, rewards, stds, sequences)
-        if self.completions_file is not None:
+        if self.swift_args.log_completions:
             self._log_completions(samples, rollouts, per_function, rewards, advantages)
         return batch
 
@@ -198,14 +196,21 @@ class GrpoTrainer(PreferenceTrainer):
 
     def _log_completions(self, samples: list[dict[str, Any]], rollouts: Rollouts, per_function: torch.Tensor,
                          rewards: torch.Tensor, advantages: torch.Tensor) -> None:
+        """Every process's completions of this step, gathered, then written by the first process."""
+        from accelerate.utils import gather_object
+
         names = [f.name for f in self.reward_functions]
-        with open(self.completions_file, "a", encoding="utf-8") as out:
-            for index, sample in enumerate(samples):
-                values = [None if v != v else round(float(v), 6) for v in per_function[index].tolist()]
-                record = {"step": self.state.global_step + 1, "prompt": sample["messages"],
-                          "completion": rollouts.texts[index], "rewards": dict(zip(names, values)),
-                          "reward": round(float(rewards[index]), 6), "advantage": round(float(advantages[index]), 6)}
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        records = []
+        for index, sample in enumerate(samples):
+            values = [None if v != v else round(float(v), 6) for v in per_function[index].tolist()]
+            records.append({"step": self.state.global_step + 1, "prompt": sample["messages"],
+                            "completion": rollouts.texts[index], "rewards": dict(zip(names, values)),
+                            "reward": round(float(rewards[index]), 6), "advantage": round(float(advantages[index]), 6)})
+        if self.args.world_size > 1:
+            records = gather_object(records)
+        if self.is_world_process_zero():
+            with open(self.completions_file, "a", encoding="utf-8") as out:
+                out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
     # -- evaluation: the mean reward of completions to held-out prompts -------------------------
 

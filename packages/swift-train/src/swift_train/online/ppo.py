@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import TrainerCallback
 
 from swift_train.online import losses
 from swift_train.online.batches import GroupSampler, Sequences, lay_out, load_buffer, save_buffer, token_logps
@@ -90,11 +91,28 @@ def _logp_head(trainer: Any, model: Any) -> Any:
     return heads[id(unwrapped)]
 
 
+class ValueGradients(TrainerCallback):
+    """The value model's gradients around each optimizer step. transformers' loop clips and zeroes only the
+    policy's (`model`); without this the value model's gradients would add up over every step of the run."""
+
+    def __init__(self, value_model: Any):
+        self.parameters = [p for p in value_model.parameters() if p.requires_grad]
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if args.max_grad_norm and args.max_grad_norm > 0:  # on their own: the logged grad_norm stays the policy's
+            torch.nn.utils.clip_grad_norm_(self.parameters, args.max_grad_norm)
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        for parameter in self.parameters:
+            parameter.grad = None
+
+
 class PpoTrainer(PreferenceTrainer):
     def __init__(self, *args: Any, reward_model: Any, value_model: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.reward_model = reward_model
         self.value_model = value_model.to(self.args.device).train()
+        self.add_callback(ValueGradients(self.value_model))
         args = self.swift_args
         self.steps_per_batch = args.num_mini_batches * args.num_ppo_epochs  # optimizer steps on one rollout batch
         self._rollout: Any = None
