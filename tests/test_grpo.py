@@ -1,5 +1,6 @@
 """`swift rlhf --rlhf_type grpo` on SmolLM2-135M-Instruct (CPU), as a user types it: the built-in rewards raise
-the reward of completions to held-out prompts, and the checkpoint answers through `swift infer` and merges.
+the reward of completions to held-out prompts, a plugin file's reward is the one logged, and the checkpoint answers
+through `swift infer` and merges.
 (Refusals, plugins, the all-equal-rewards warning and resuming run on a tiny model in test_online_rl_cli.py.)
 
 The learning runs hold out 32 of the built-in arithmetic problems and evaluate on them
@@ -116,3 +117,40 @@ def test_the_checkpoint_answers_through_swift_infer_and_merges(accuracy_run, pro
                          "--result_path", str(results), "--temperature", "0", "--max_new_tokens", "20")
     assert answered.returncode == 0, answered.stderr[-3000:]
     assert [r["response"] for r in read_jsonl(results)] == [r["response"] for r in answers["trained"]]
+
+
+# -- a reward function from a plugin file -------------------------------------------------------------------
+
+BREVITY = '''
+from swift_train.rewards import reward_funcs
+
+
+def brevity(completions, **kwargs):
+    return [-len(c) / 100 for c in completions]
+
+
+reward_funcs["brevity"] = brevity
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.long
+def test_a_plugin_reward_function_from_a_file_scores_the_completions(problems, tmp_path):
+    plugin = tmp_path / "my_reward.py"
+    plugin.write_text(BREVITY)
+    output = tmp_path / "run"
+    result = run_swift("rlhf", "--rlhf_type", "grpo", "--model", "SmolLM2-135M-Instruct", "--dataset", str(problems.train),
+                       "--external_plugins", str(plugin), "--reward_funcs", "brevity", "--num_generations", "4",
+                       "--per_device_train_batch_size", "4", "--max_completion_length", "12", "--max_steps", "2",
+                       "--logging_steps", "1", "--log_completions", "true", "--split_dataset_ratio", "0",
+                       "--output_dir", str(output), "--add_version", "false", "--report_to", "none",
+                       "--gradient_checkpointing", "false", "--seed", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    completions = read_jsonl(output / "completions.jsonl")
+    assert [c["step"] for c in completions] == [1] * 4 + [2] * 4
+    for c in completions:  # what the plugin returned for the text the policy wrote
+        assert c["rewards"] == {"brevity": pytest.approx(-len(c["completion"]) / 100, abs=1e-6)}
+    assert len({c["completion"] for c in completions}) > 1
+    for step in train_steps(output):
+        values = [c["rewards"]["brevity"] for c in completions if c["step"] == step["global_step"]]
+        assert step["rewards/brevity"] == pytest.approx(sum(values) / len(values), abs=1e-4)
