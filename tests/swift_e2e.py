@@ -60,8 +60,17 @@ def kill_when(signal_file: Path, *args: str, timeout: int = 300) -> bool:
     return signal_file.exists()
 
 
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
 def read_log(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "logging.jsonl").read_text().splitlines()]
+    return read_jsonl(run_dir / "logging.jsonl")
 
 
 def only_run_dir(output_dir: Path) -> Path:

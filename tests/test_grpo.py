@@ -13,17 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _online import (
-    THINK_EXAMPLE,
-    Split,
-    arithmetic_problems,
-    evals,
-    read_jsonl,
-    split,
-    train_steps,
-    write_jsonl,
-)
-from swift_e2e import run_swift
+from _online import THINK_EXAMPLE, Split, arithmetic_problems, evals, split, train_steps
+from swift_e2e import read_jsonl, run_swift, write_jsonl
 
 LEARN_STEPS = 6
 

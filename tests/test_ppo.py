@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
-from _online import arithmetic_problems, evals, read_jsonl, split, train_steps, write_jsonl
-from swift_e2e import run_swift
+from _online import arithmetic_problems, evals, split, train_steps
+from swift_e2e import read_jsonl, run_swift, write_jsonl
 
 RM_STEPS = 8
 PPO_STEPS = 6

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from swift_e2e import run_swift
+from swift_e2e import read_jsonl, run_swift, write_jsonl
 
 ROWS = [
     {"query": "Capital of France?", "response": "Paris"},
@@ -28,15 +28,6 @@ SAMPLED = [
 def md5_of(row: dict) -> str:
     """The reference: a query's id is the MD5 of its original dataset row."""
     return hashlib.md5(json.dumps(row, sort_keys=True).encode()).hexdigest()
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def write_cache(tmp_path: Path) -> tuple[Path, Path]:

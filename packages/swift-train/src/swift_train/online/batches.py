@@ -105,8 +105,8 @@ def token_logps(model: Any, sequences: Sequences, temperature: float = 1.0, head
 
     hidden, _ = hidden_states(model, head, inputs)
     # A quarter of the supervised loss's chunk: here a chunk's logits exist three times over at the peak (the
-    # head's output, its float32 copy, cross-entropy's log-softmax), in the
-    # reference pass, the old-policy pass and the policy's backward alike.
+    # head's output, its float32 copy, cross-entropy's log-softmax), in the reference pass, the old-policy pass
+    # and the policy's backward alike.
     chunk = max(64, head.chunk_tokens // 4)
     return _chunked(head.output, hidden[:, -length - 1:-1], sequences, scale, rows=None, chunk=chunk)
 
